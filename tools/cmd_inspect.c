@@ -1,0 +1,1 @@
+/* PLACEHOLDER: not written yet */ typedef int placeholder_cmd_inspect;
