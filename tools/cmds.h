@@ -1,0 +1,14 @@
+/* cmds.h - inferctl subcommands. Each takes the arguments after the program
+ * name (argv[0] is the subcommand name), prints its own usage errors to
+ * stderr and returns the process exit status (0 ok, 2 usage, 1 failure). */
+#ifndef INFERD_CMDS_H
+#define INFERD_CMDS_H
+
+int cmd_run(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_perplexity(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+int cmd_synth(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+
+#endif
