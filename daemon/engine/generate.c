@@ -1,1 +1,0 @@
-/* PLACEHOLDER: not written yet */ typedef int placeholder_generate;

@@ -1,0 +1,25 @@
+/* cli.h - small helpers shared by the inferctl subcommands: strict number
+ * parsing, KV type names, and JSON-safe text. */
+#ifndef INFERD_CLI_H
+#define INFERD_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dtype.h"
+
+/* Each returns 0 on success, -1 (after printing "inferctl: --flag: ...")
+ * when the text is not a number of the kind or is out of [lo, hi]. */
+int cli_u32(const char *flag, const char *s, uint32_t lo, uint32_t hi, uint32_t *out);
+int cli_u64(const char *flag, const char *s, uint64_t *out);
+int cli_f32(const char *flag, const char *s, float lo, float hi, float *out);
+/* "f32" | "f16" | "bf16" */
+int cli_kv_type(const char *s, enum dt_type *out);
+/* Parse "1,2,3" into a malloc'd array. */
+int cli_ids(const char *s, int32_t **out, size_t *n);
+/* Copy of bytes with invalid UTF-8 sequences replaced by U+FFFD, as a
+ * NUL-terminated malloc'd string (JSON strings must be valid UTF-8). */
+char *cli_utf8_sanitize(const char *s, size_t len);
+
+#endif
