@@ -155,7 +155,7 @@ START_TEST(test_golden)
     char rel[512];
     snprintf(rel, sizeof rel, "golden/greedy/%s", name);
     json_error_t jerr;
-    json_t *g = json_load_file(tu_path(rel), 0, &jerr);
+    json_t *g = json_load_file(tu_path(rel), JSON_ALLOW_NUL, &jerr);
     ck_assert_msg(g != NULL, "%s: %s", rel, jerr.text);
 
     char stem[256];
