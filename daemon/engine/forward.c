@@ -337,16 +337,15 @@ int fwd_eval(struct fwd_ctx *c, const struct fwd_batch *b, const struct kv_seq *
 {
     const struct model_hparams *hp = &c->m->hp;
     /* Validate everything before touching the cache. */
+    for (size_t i = 0; i < n_seqs; i++)
+        for (uint32_t k = 0; k < seqs[i].n_blocks; k++)
+            if (seqs[i].blocks[k] >= c->kv->n_blocks)
+                return -EINVAL;
     for (uint32_t t = 0; t < b->n_tokens; t++) {
         if (b->tokens[t] < 0 || (uint32_t)b->tokens[t] >= hp->n_vocab || b->pos[t] < 0 ||
-            (uint32_t)b->pos[t] >= c->max_ctx || b->seq[t] >= n_seqs)
+            (uint32_t)b->pos[t] >= c->max_ctx || b->seq[t] >= n_seqs ||
+            (uint32_t)b->pos[t] / KV_BLOCK_TOKENS >= seqs[b->seq[t]].n_blocks)
             return -EINVAL;
-        const struct kv_seq *s = &seqs[b->seq[t]];
-        if ((uint32_t)b->pos[t] / KV_BLOCK_TOKENS >= s->n_blocks)
-            return -EINVAL;
-        for (uint32_t i = 0; i < s->n_blocks; i++)
-            if (s->blocks[i] >= c->kv->n_blocks)
-                return -EINVAL;
     }
     uint8_t *want_last = NULL;
     const uint8_t *want = b->logits;
