@@ -1,6 +1,10 @@
-/* cmd_run.c - `inferctl run`: in-process generation, streaming text to
- * stdout; with --json a final line holds the prompt ids, generated ids,
- * text and (with --top-probs K) the K most probable tokens per step. */
+/* cmd_run.c - `inferctl run`: in-process generation through the scheduler.
+ * One prompt streams its text to stdout as it is generated; several prompts
+ * (and --parallel samples of each) run concurrently and print their texts in
+ * input order when done. With --json, one JSON line per sequence (input
+ * order) holds the prompt ids, generated ids, text, the K most probable
+ * tokens per step (--top-probs K) and the prompt tokens served from the
+ * prefix cache. */
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
@@ -12,12 +16,16 @@
 #include "cli.h"
 #include "cmds.h"
 #include "engine.h"
+#include "sched.h"
 
 static void run_usage(FILE *fp)
 {
     fprintf(fp,
             "usage: inferctl run --model PATH [options]\n"
-            "  --prompt TEXT            prompt (default: empty, generation starts from BOS)\n"
+            "  --prompt TEXT            prompt (repeatable; default: empty, from BOS alone)\n"
+            "  --parallel N             N samples of each prompt, sharing its KV blocks\n"
+            "  --kv-memory BYTES        KV pool size (default: every sequence at full length)\n"
+            "  --priority P             scheduling priority (lower runs first)\n"
             "  --max-tokens N           tokens to generate (default 256)\n"
             "  --temperature T          0 = greedy (default 0.8)\n"
             "  --top-k K                (default 40; 0 = off)\n"
@@ -37,11 +45,86 @@ static void run_usage(FILE *fp)
             "  --quiet                  no timing line on stderr\n");
 }
 
-static void run_on_text(void *ud, const char *text, size_t len)
+/* What one sequence (prompt k, sample j) produced. */
+struct run_seq {
+    int32_t *tokens;
+    size_t n_tokens, cap;
+    char *text;
+    size_t text_len, text_cap;
+    struct smp_prob *top;
+    enum gen_finish finish;
+};
+
+struct run_state {
+    struct run_seq *seqs; /* n_prompts * parallel */
+    uint32_t parallel;
+    size_t top_k;
+    bool stream;
+    uint32_t *cached;     /* per prompt */
+    uint64_t first_token_ns, last_token_ns;
+    size_t n_generated;
+    int rc;
+    char err[256];
+};
+
+static int run_grow(void **p, size_t *cap, size_t need, size_t elem)
 {
-    (void)ud;
-    fwrite(text, 1, len, stdout);
-    fflush(stdout);
+    if (need <= *cap)
+        return 0;
+    size_t c = *cap ? *cap : 64;
+    while (c < need)
+        c *= 2;
+    void *n = realloc(*p, c * elem);
+    if (!n)
+        return -ENOMEM;
+    *p = n;
+    *cap = c;
+    return 0;
+}
+
+static void run_on_event(void *ud, const struct sched_event *ev)
+{
+    struct run_state *st = ud;
+    if (ev->type == SCHED_EV_ERROR) {
+        st->rc = ev->error ? ev->error : -EIO;
+        return;
+    }
+    if (ev->type != SCHED_EV_TOKEN) {
+        st->cached[ev->user] = ev->cached_prompt_tokens;
+        return;
+    }
+    struct run_seq *q = &st->seqs[ev->user * st->parallel + ev->sample];
+    if (ev->token >= 0) {
+        size_t cap = q->cap;
+        if (run_grow((void **)&q->tokens, &q->cap, q->n_tokens + 1, sizeof *q->tokens) ||
+            (st->top_k && run_grow((void **)&q->top, &cap, q->n_tokens + 1,
+                                   st->top_k * sizeof *q->top))) {
+            st->rc = -ENOMEM;
+            return;
+        }
+        if (st->top_k)
+            memcpy(q->top + q->n_tokens * st->top_k, ev->top, st->top_k * sizeof *q->top);
+        q->tokens[q->n_tokens++] = ev->token;
+        if (!st->first_token_ns)
+            st->first_token_ns = ev->time;
+        st->last_token_ns = ev->time;
+        st->n_generated++;
+    }
+    if (ev->text_len) {
+        if (run_grow((void **)&q->text, &q->text_cap, q->text_len + ev->text_len + 1, 1)) {
+            st->rc = -ENOMEM;
+            return;
+        }
+        memcpy(q->text + q->text_len, ev->text, ev->text_len);
+        q->text_len += ev->text_len;
+        q->text[q->text_len] = 0;
+        if (st->stream) {
+            fwrite(ev->text, 1, ev->text_len, stdout);
+            fflush(stdout);
+        }
+    }
+    if (ev->sample_done)
+        q->finish = ev->finish;
 }
 
 static json_t *run_ids_json(const int32_t *ids, size_t n)
@@ -52,12 +135,13 @@ static json_t *run_ids_json(const int32_t *ids, size_t n)
     return a;
 }
 
-static int run_print_json(const int32_t *prompt, size_t n_prompt, const struct gen_result *res)
+static int run_print_json(const int32_t *prompt, size_t n_prompt, const struct run_seq *q,
+                          size_t top_k, uint32_t cached)
 {
     json_t *o = json_object();
     json_object_set_new(o, "prompt_tokens", run_ids_json(prompt, n_prompt));
-    json_object_set_new(o, "tokens", run_ids_json(res->tokens, res->n_tokens));
-    char *text = cli_utf8_sanitize(res->text, res->text_len);
+    json_object_set_new(o, "tokens", run_ids_json(q->tokens, q->n_tokens));
+    char *text = cli_utf8_sanitize(q->text ? q->text : "", q->text_len);
     if (!text) {
         json_decref(o);
         return -ENOMEM;
@@ -65,10 +149,10 @@ static int run_print_json(const int32_t *prompt, size_t n_prompt, const struct g
     json_object_set_new(o, "text", json_string(text));
     free(text);
     json_t *tp = json_array();
-    for (size_t i = 0; i < res->n_tokens && res->top_probs; i++) {
+    for (size_t i = 0; i < q->n_tokens && top_k; i++) {
         json_t *step = json_array();
-        for (size_t k = 0; k < res->top_probs; k++) {
-            const struct smp_prob *p = &res->top[i * res->top_probs + k];
+        for (size_t k = 0; k < top_k; k++) {
+            const struct smp_prob *p = &q->top[i * top_k + k];
             json_t *pair = json_array();
             json_array_append_new(pair, json_integer(p->id));
             json_array_append_new(pair, json_real(p->p));
@@ -77,13 +161,14 @@ static int run_print_json(const int32_t *prompt, size_t n_prompt, const struct g
         json_array_append_new(tp, step);
     }
     json_object_set_new(o, "top_probs", tp);
-    json_object_set_new(o, "finish_reason", json_string(gen_finish_name(res->finish)));
-    char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(9));
+    json_object_set_new(o, "cached_prompt_tokens", json_integer(cached));
+    json_object_set_new(o, "finish_reason", json_string(gen_finish_name(q->finish)));
+    char *str = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(9));
     json_decref(o);
-    if (!s)
+    if (!str)
         return -ENOMEM;
-    printf("%s\n", s);
-    free(s);
+    printf("%s\n", str);
+    free(str);
     return 0;
 }
 
@@ -91,7 +176,8 @@ int cmd_run(int argc, char **argv)
 {
     enum {
         O_MODEL = 256, O_PROMPT, O_MAX, O_TEMP, O_TOPK, O_TOPP, O_MINP, O_RP, O_FP, O_PP, O_RLN,
-        O_STOP, O_SEED, O_THREADS, O_CTX, O_KV, O_TOPPROBS, O_JSON, O_QUIET, O_HELP,
+        O_STOP, O_SEED, O_THREADS, O_CTX, O_KV, O_TOPPROBS, O_JSON, O_QUIET, O_PAR, O_KVMEM,
+        O_PRIO, O_HELP,
     };
     static const struct option opts[] = {
         {"model", required_argument, 0, O_MODEL},
@@ -113,20 +199,22 @@ int cmd_run(int argc, char **argv)
         {"top-probs", required_argument, 0, O_TOPPROBS},
         {"json", no_argument, 0, O_JSON},
         {"quiet", no_argument, 0, O_QUIET},
+        {"parallel", required_argument, 0, O_PAR},
+        {"kv-memory", required_argument, 0, O_KVMEM},
+        {"priority", required_argument, 0, O_PRIO},
         {"help", no_argument, 0, O_HELP},
         {0, 0, 0, 0},
     };
     struct engine_params ep;
     engine_params_default(&ep);
-    struct gen_request req = {0};
+    struct sched_request req = {0};
     smp_params_default(&req.sampling);
     req.sampling.seed = (uint64_t)time(NULL) ^ ((uint64_t)clock() << 32);
     req.max_tokens = 256;
-    const char *prompt = "";
-    const char **stops = NULL;
-    size_t n_stop = 0;
+    const char **prompts = NULL, **stops = NULL;
+    size_t n_prompts = 0, n_stop = 0;
+    uint32_t parallel = 1, u;
     bool json = false, quiet = false;
-    uint32_t u;
     int c, rc = 2;
 
     optind = 1;
@@ -134,7 +222,19 @@ int cmd_run(int argc, char **argv)
         int bad = 0;
         switch (c) {
         case O_MODEL: ep.model_path = optarg; break;
-        case O_PROMPT: prompt = optarg; break;
+        case O_PROMPT:
+        case O_STOP: {
+            const char ***list = c == O_PROMPT ? &prompts : &stops;
+            size_t *n = c == O_PROMPT ? &n_prompts : &n_stop;
+            const char **nl = realloc(*list, (*n + 1) * sizeof *nl);
+            if (!nl) {
+                bad = 1;
+                break;
+            }
+            *list = nl;
+            nl[(*n)++] = optarg;
+            break;
+        }
         case O_MAX: bad = cli_u32("--max-tokens", optarg, 0, 1u << 24, &req.max_tokens); break;
         case O_TEMP: bad = cli_f32("--temperature", optarg, 0, 100, &req.sampling.temperature); break;
         case O_TOPK:
@@ -150,36 +250,27 @@ int cmd_run(int argc, char **argv)
             bad = cli_u32("--repeat-last-n", optarg, 0, 1u << 24, &u);
             req.sampling.penalty_last_n = (int32_t)u;
             break;
-        case O_STOP: {
-            const char **ns = realloc(stops, (n_stop + 1) * sizeof *ns);
-            if (!ns) {
-                bad = 1;
-                break;
-            }
-            stops = ns;
-            stops[n_stop++] = optarg;
-            break;
-        }
         case O_SEED: bad = cli_u64("--seed", optarg, &req.sampling.seed); break;
         case O_THREADS: bad = cli_u32("--threads", optarg, 1, 1024, &ep.n_threads); break;
         case O_CTX: bad = cli_u32("--ctx-size", optarg, 16, 1u << 20, &ep.n_ctx); break;
         case O_KV: bad = cli_kv_type(optarg, &ep.kv_type); break;
-        case O_TOPPROBS:
-            bad = cli_u32("--top-probs", optarg, 0, 1000, &u);
-            req.top_probs = u;
-            break;
+        case O_TOPPROBS: bad = cli_u32("--top-probs", optarg, 0, 1000, &req.top_probs); break;
         case O_JSON: json = true; break;
         case O_QUIET: quiet = true; break;
+        case O_PAR: bad = cli_u32("--parallel", optarg, 1, 1024, &parallel); break;
+        case O_KVMEM: bad = cli_u64("--kv-memory", optarg, &ep.kv_bytes); break;
+        case O_PRIO:
+            bad = cli_u32("--priority", optarg, 0, 1u << 30, &u);
+            req.priority = (int32_t)u;
+            break;
         case O_HELP:
             run_usage(stdout);
-            free(stops);
-            return 0;
+            rc = 0;
+            goto out_args;
         default: bad = 1; break;
         }
-        if (bad) {
-            free(stops);
-            return 2;
-        }
+        if (bad)
+            goto out_args;
     }
     if (optind < argc || !ep.model_path) {
         if (optind < argc)
@@ -187,72 +278,162 @@ int cmd_run(int argc, char **argv)
         else
             fprintf(stderr, "inferctl run: --model is required\n");
         run_usage(stderr);
-        free(stops);
-        return 2;
+        goto out_args;
     }
+    static const char *empty_prompt[1] = {""};
+    if (!n_prompts) {
+        free(prompts);
+        prompts = NULL;
+    }
+    const char **plist = n_prompts ? prompts : empty_prompt;
+    size_t np = n_prompts ? n_prompts : 1;
 
     char err[512] = "";
     struct engine *e = NULL;
-    int32_t *ids = NULL;
-    size_t n_ids = 0;
-    struct gen_result res = {0};
+    struct sched *s = NULL;
+    int32_t **ids = calloc(np, sizeof *ids);
+    size_t *n_ids = calloc(np, sizeof *n_ids);
+    struct run_state st = {0};
+    st.parallel = parallel;
+    st.top_k = req.top_probs;
+    st.stream = np == 1 && parallel == 1;
+    st.seqs = calloc(np * parallel, sizeof *st.seqs);
+    st.cached = calloc(np, sizeof *st.cached);
     rc = 1;
+    if (!ids || !n_ids || !st.seqs || !st.cached) {
+        fprintf(stderr, "inferctl run: out of memory\n");
+        goto out;
+    }
+    /* Open the model once to tokenize, then size the KV pool for every
+     * sequence at full length unless --kv-memory says otherwise. */
     int r = engine_open(&ep, &e, err, sizeof err);
     if (r) {
         fprintf(stderr, "inferctl run: %s: %s\n", ep.model_path, err);
         goto out;
     }
-    r = engine_tokenize(e, prompt, strlen(prompt), &ids, &n_ids);
-    if (r) {
-        fprintf(stderr, "inferctl run: cannot tokenize the prompt: %s\n", strerror(-r));
-        goto out;
-    }
-    if (n_ids == 0) {
-        /* The vocab adds no BOS: start from BOS anyway, or refuse. */
-        int32_t bos = tok_bos(e->tok);
-        if (bos < 0) {
-            fprintf(stderr, "inferctl run: empty prompt and the vocabulary has no BOS token\n");
+    uint64_t slots = 0;
+    for (size_t k = 0; k < np; k++) {
+        r = engine_tokenize(e, plist[k], strlen(plist[k]), &ids[k], &n_ids[k]);
+        if (r) {
+            fprintf(stderr, "inferctl run: cannot tokenize prompt %zu: %s\n", k + 1, strerror(-r));
             goto out;
         }
-        ids[0] = bos;
-        n_ids = 1;
+        if (n_ids[k] == 0) {
+            int32_t bos = tok_bos(e->tok);
+            if (bos < 0) {
+                fprintf(stderr, "inferctl run: empty prompt and the vocabulary has no BOS token\n");
+                goto out;
+            }
+            ids[k][0] = bos;
+            n_ids[k] = 1;
+        }
+        if (n_ids[k] >= e->n_ctx) {
+            fprintf(stderr, "inferctl run: prompt %zu has %zu tokens; the context holds %u\n",
+                    k + 1, n_ids[k], e->n_ctx);
+            goto out;
+        }
+        uint64_t len = n_ids[k] + req.max_tokens;
+        if (len > e->n_ctx)
+            len = e->n_ctx;
+        slots += (len + KV_BLOCK_TOKENS) * parallel;
     }
-    if (n_ids >= e->n_ctx) {
-        fprintf(stderr, "inferctl run: the prompt has %zu tokens; the context holds %u\n", n_ids,
-                e->n_ctx);
+    if (!ep.kv_bytes && slots > (uint64_t)e->kv.n_blocks * KV_BLOCK_TOKENS) {
+        const struct model_hparams *hp = &e->model->hp;
+        ep.kv_bytes = (slots / KV_BLOCK_TOKENS + 1) *
+                      kv_block_bytes_total(ep.kv_type, hp->n_layer, hp->n_head_kv * hp->head_dim);
+        engine_close(e);
+        e = NULL;
+        if ((r = engine_open(&ep, &e, err, sizeof err))) {
+            fprintf(stderr, "inferctl run: %s: %s\n", ep.model_path, err);
+            goto out;
+        }
+    }
+    struct sched_params sp;
+    sched_params_default(&sp);
+    if ((r = sched_create(e, &sp, run_on_event, &st, &s))) {
+        fprintf(stderr, "inferctl run: cannot start the scheduler: %s\n", strerror(-r));
         goto out;
     }
-    req.prompt = ids;
-    req.n_prompt = n_ids;
     req.stop = stops;
     req.n_stop = n_stop;
-    struct gen_callbacks cb = {run_on_text, NULL};
-    r = engine_generate(e, &req, &cb, &res);
-    if (r) {
-        fprintf(stderr, "inferctl run: generation failed: %s\n", strerror(-r));
+    req.n = parallel;
+    for (size_t k = 0; k < np; k++) {
+        req.prompt = ids[k];
+        req.n_prompt = n_ids[k];
+        req.user = k;
+        uint32_t max = req.max_tokens;
+        if (req.max_tokens > e->n_ctx - n_ids[k])
+            req.max_tokens = e->n_ctx - (uint32_t)n_ids[k];
+        r = sched_submit(s, &req, NULL, err, sizeof err);
+        req.max_tokens = max;
+        if (r) {
+            fprintf(stderr, "inferctl run: prompt %zu refused: %s\n", k + 1, err);
+            goto out;
+        }
+    }
+    uint64_t t0 = sched_now_ns();
+    while (sched_has_work(s) && st.rc == 0) {
+        r = sched_step(s);
+        if (r < 0) {
+            st.rc = r;
+            break;
+        }
+    }
+    uint64_t t1 = sched_now_ns();
+    if (st.rc) {
+        fprintf(stderr, "inferctl run: generation failed: %s\n", strerror(-st.rc));
         goto out;
     }
-    if (json) {
+    if (st.stream)
         printf("\n");
-        if (run_print_json(ids, n_ids, &res))
-            goto out;
-    } else {
-        printf("\n");
-    }
+    for (size_t k = 0; k < np; k++)
+        for (uint32_t j = 0; j < parallel; j++) {
+            struct run_seq *q = &st.seqs[k * parallel + j];
+            if (json) {
+                if (run_print_json(ids[k], n_ids[k], q, st.top_k, st.cached[k])) {
+                    fprintf(stderr, "inferctl run: out of memory\n");
+                    goto out;
+                }
+            } else if (!st.stream) {
+                printf("--- prompt %zu, sample %u (%s)\n", k + 1, j + 1, gen_finish_name(q->finish));
+                if (q->text_len)
+                    fwrite(q->text, 1, q->text_len, stdout);
+                printf("\n");
+            }
+        }
     fflush(stdout);
-    if (!quiet)
+    if (!quiet) {
+        struct sched_stats ss;
+        sched_get_stats(s, &ss);
+        double wall = (double)(t1 - t0) * 1e-9;
+        double dec = (double)(st.last_token_ns - st.first_token_ns) * 1e-9;
         fprintf(stderr,
-                "inferctl run: %zu prompt tokens in %.3f s (%.1f tok/s), %zu generated in %.3f s "
-                "(%.1f tok/s), finish: %s, seed %llu\n",
-                n_ids, res.prefill_s, res.prefill_s > 0 ? (double)n_ids / res.prefill_s : 0.0,
-                res.n_tokens, res.decode_s,
-                res.decode_s > 0 && res.n_tokens > 1 ? (double)(res.n_tokens - 1) / res.decode_s : 0.0,
-                gen_finish_name(res.finish), (unsigned long long)req.sampling.seed);
+                "inferctl run: %zu sequence(s), %llu prompt tokens (%llu from the prefix cache), "
+                "%zu generated in %.3f s; decode %.1f tok/s; %llu steps, %llu preemptions; seed "
+                "%llu\n",
+                np * parallel, (unsigned long long)ss.prompt_tokens,
+                (unsigned long long)ss.cached_prompt_tokens, st.n_generated, wall,
+                dec > 0 && st.n_generated > 1 ? (double)(st.n_generated - 1) / dec : 0.0,
+                (unsigned long long)ss.steps, (unsigned long long)ss.preemptions,
+                (unsigned long long)req.sampling.seed);
+    }
     rc = 0;
 out:
-    gen_result_free(&res);
+    sched_free(s);
+    for (size_t k = 0; ids && k < np; k++)
+        free(ids[k]);
+    for (size_t k = 0; st.seqs && k < np * parallel; k++) {
+        free(st.seqs[k].tokens);
+        free(st.seqs[k].text);
+        free(st.seqs[k].top);
+    }
+    free(st.seqs);
+    free(st.cached);
     free(ids);
-    free(stops);
+    free(n_ids);
     engine_close(e);
+out_args:
+    free(prompts);
+    free(stops);
     return rc;
 }

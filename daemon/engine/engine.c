@@ -7,9 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "gguf.h"
+#include "sched.h"
 
 static int engine_err(char *err, size_t errlen, int rc, const char *fmt, ...)
 {
@@ -20,13 +20,6 @@ static int engine_err(char *err, size_t errlen, int rc, const char *fmt, ...)
         va_end(ap);
     }
     return rc;
-}
-
-static double engine_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 void engine_params_default(struct engine_params *p)
@@ -79,9 +72,21 @@ int engine_open(const struct engine_params *p, struct engine **out, char *err, s
         goto fail;
     }
     uint32_t n_blocks = (n_ctx + KV_BLOCK_TOKENS - 1) / KV_BLOCK_TOKENS;
+    if (p->kv_bytes) {
+        size_t per = kv_block_bytes_total(kv_type, hp->n_layer, hp->n_head_kv * hp->head_dim);
+        uint64_t nb = p->kv_bytes / per;
+        if (nb == 0 || nb > UINT32_MAX / 2) {
+            rc = engine_err(err, errlen, -EINVAL,
+                            "KV memory of %llu bytes is not between one block (%zu bytes) and "
+                            "2^31 blocks",
+                            (unsigned long long)p->kv_bytes, per);
+            goto fail;
+        }
+        n_blocks = (uint32_t)nb;
+    }
     rc = kv_pool_init(&e->kv, kv_type, hp->n_layer, hp->n_head_kv * hp->head_dim, n_blocks);
     if (rc) {
-        engine_err(err, errlen, rc, "cannot allocate the KV cache (%u tokens)", n_ctx);
+        engine_err(err, errlen, rc, "cannot allocate the KV cache (%u blocks of %d tokens)", n_blocks, KV_BLOCK_TOKENS);
         goto fail;
     }
     rc = fwd_init(&e->fwd, e->model, &e->kv, &e->kc, p->n_batch ? p->n_batch : 512, n_ctx);
@@ -189,150 +194,116 @@ int engine_eval(struct engine *e, const int32_t *tokens, size_t n, float *logits
     return rc;
 }
 
-/* Growable byte buffer for the generated text. */
-static int engine_append(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
+/* Collects one request's events into a gen_result. */
+struct engine_collect {
+    struct gen_result *res;
+    const struct gen_callbacks *cb;
+    size_t cap_tokens, cap_text;
+    int rc;
+};
+
+static int engine_grow(void **p, size_t *cap, size_t need, size_t elem)
 {
-    if (*len + n + 1 > *cap) {
-        size_t nc = *cap ? *cap : 256;
-        while (nc < *len + n + 1)
-            nc *= 2;
-        char *nb = realloc(*buf, nc);
-        if (!nb)
-            return -ENOMEM;
-        *buf = nb;
-        *cap = nc;
-    }
-    memcpy(*buf + *len, s, n);
-    *len += n;
-    (*buf)[*len] = 0;
+    if (need <= *cap)
+        return 0;
+    size_t c = *cap ? *cap : 64;
+    while (c < need)
+        c *= 2;
+    void *n = realloc(*p, c * elem);
+    if (!n)
+        return -ENOMEM;
+    *p = n;
+    *cap = c;
     return 0;
 }
 
-/* Length of the longest suffix of text[0, len) that is a proper prefix of
- * some stop string: that much must be held back from the stream. */
-static size_t engine_stop_holdback(const char *text, size_t len, const char *const *stop,
-                                   size_t n_stop)
+static void engine_on_event(void *ud, const struct sched_event *ev)
 {
-    size_t best = 0;
-    for (size_t i = 0; i < n_stop; i++) {
-        size_t sl = strlen(stop[i]);
-        if (sl == 0)
-            continue;
-        for (size_t k = sl - 1 < len ? sl - 1 : len; k > best; k--)
-            if (memcmp(text + len - k, stop[i], k) == 0) {
-                best = k;
-                break;
-            }
+    struct engine_collect *c = ud;
+    struct gen_result *res = c->res;
+    if (ev->type == SCHED_EV_ERROR) {
+        c->rc = ev->error ? ev->error : -EIO;
+        return;
     }
-    return best;
-}
-
-/* Earliest occurrence of any stop string at or after `from`; len if none. */
-static size_t engine_stop_find(const char *text, size_t len, size_t from,
-                               const char *const *stop, size_t n_stop)
-{
-    size_t best = len;
-    for (size_t i = 0; i < n_stop; i++) {
-        size_t sl = strlen(stop[i]);
-        if (!sl)
-            continue;
-        for (size_t p = from; p + sl <= len && p < best; p++)
-            if (memcmp(text + p, stop[i], sl) == 0) {
-                best = p;
-                break;
-            }
+    if (ev->type != SCHED_EV_TOKEN) {
+        res->prefill_s = ev->times.first_token > ev->times.queued
+                             ? (double)(ev->times.first_token - ev->times.queued) * 1e-9
+                             : 0;
+        res->decode_s = ev->times.first_token
+                            ? (double)(ev->times.finished - ev->times.first_token) * 1e-9
+                            : 0;
+        return;
     }
-    return best;
+    if (c->rc)
+        return;
+    if (ev->token >= 0) {
+        size_t cap_top = c->cap_tokens;
+        if (engine_grow((void **)&res->tokens, &c->cap_tokens, res->n_tokens + 1,
+                        sizeof *res->tokens) ||
+            (res->top_probs && engine_grow((void **)&res->top, &cap_top,
+                                           (res->n_tokens + 1), res->top_probs * sizeof *res->top))) {
+            c->rc = -ENOMEM;
+            return;
+        }
+        if (res->top_probs)
+            memcpy(res->top + res->n_tokens * res->top_probs, ev->top,
+                   res->top_probs * sizeof *res->top);
+        res->tokens[res->n_tokens++] = ev->token;
+    }
+    if (ev->text_len) {
+        if (engine_grow((void **)&res->text, &c->cap_text, res->text_len + ev->text_len + 1, 1)) {
+            c->rc = -ENOMEM;
+            return;
+        }
+        memcpy(res->text + res->text_len, ev->text, ev->text_len);
+        res->text_len += ev->text_len;
+        res->text[res->text_len] = 0;
+        if (c->cb && c->cb->on_text)
+            c->cb->on_text(c->cb->ud, ev->text, ev->text_len);
+    }
+    if (ev->sample_done)
+        res->finish = ev->finish;
 }
 
 int engine_generate(struct engine *e, const struct gen_request *r, const struct gen_callbacks *cb,
                     struct gen_result *res)
 {
     memset(res, 0, sizeof *res);
-    uint32_t n_vocab = e->model->hp.n_vocab;
-    if (r->n_prompt == 0 || r->n_prompt > e->n_ctx)
+    if (r->n_prompt == 0 || r->n_prompt >= e->n_ctx)
         return -EINVAL;
-    for (size_t i = 0; i < r->n_prompt; i++)
-        if (r->prompt[i] < 0 || (uint32_t)r->prompt[i] >= n_vocab)
-            return -EINVAL;
-    struct smp_state *smp = NULL;
-    int rc = smp_create(&r->sampling, n_vocab, &smp);
+    struct engine_collect c = {res, cb, 0, 0, 0};
+    res->top_probs = r->top_probs;
+    struct sched_params sp;
+    sched_params_default(&sp);
+    sp.prefix_cache = false;
+    struct sched *s;
+    int rc = sched_create(e, &sp, engine_on_event, &c, &s);
     if (rc)
         return rc;
-    float *logits = malloc((size_t)n_vocab * sizeof *logits);
-    size_t max_new = r->max_tokens;
-    if (max_new > e->n_ctx - r->n_prompt + 1)
-        max_new = e->n_ctx - r->n_prompt + 1;
-    res->tokens = malloc((max_new ? max_new : 1) * sizeof *res->tokens);
-    res->top_probs = r->top_probs;
-    if (r->top_probs)
-        res->top = malloc((max_new ? max_new : 1) * r->top_probs * sizeof *res->top);
-    size_t text_cap = 0, emitted = 0;
-    char piece[256];
-    struct kv_seq seq = {0};
-    if (!logits || !res->tokens || (r->top_probs && !res->top)) {
-        rc = -ENOMEM;
-        goto out;
+    struct sched_request q = {0};
+    q.prompt = r->prompt;
+    q.n_prompt = r->n_prompt;
+    q.sampling = r->sampling;
+    q.max_tokens = r->max_tokens;
+    if (q.max_tokens > e->n_ctx - r->n_prompt)
+        q.max_tokens = e->n_ctx - (uint32_t)r->n_prompt;
+    q.stop = r->stop;
+    q.n_stop = r->n_stop;
+    q.top_probs = (uint32_t)r->top_probs;
+    rc = sched_submit(s, &q, NULL, NULL, 0);
+    while (rc == 0 && c.rc == 0 && sched_has_work(s)) {
+        int n = sched_step(s);
+        if (n < 0)
+            rc = n;
     }
-    for (size_t i = 0; i < r->n_prompt; i++)
-        smp_accept(smp, r->prompt[i]);
-
-    double t0 = engine_now();
-    rc = engine_run(e, &seq, r->prompt, r->n_prompt, 0, false, logits);
-    if (rc)
-        goto out;
-    double t1 = engine_now();
-    res->prefill_s = t1 - t0;
-    res->finish = GEN_FINISH_LENGTH;
-    uint32_t pos = (uint32_t)r->n_prompt;
-    while (res->n_tokens < max_new) {
-        if (r->top_probs)
-            smp_top_probs(logits, n_vocab, r->top_probs, res->top + res->n_tokens * r->top_probs);
-        int32_t id = smp_sample(smp, logits);
-        smp_accept(smp, id);
-        res->tokens[res->n_tokens++] = id;
-        if (tok_is_eog(e->tok, id)) {
-            res->finish = GEN_FINISH_EOS;
-            break;
-        }
-        int n = tok_piece(e->tok, id, piece, sizeof piece, false);
-        if (n > (int)sizeof piece)
-            n = (int)sizeof piece; /* pieces are short; never more than the buffer */
-        size_t before = res->text_len;
-        if (n > 0 && (rc = engine_append(&res->text, &res->text_len, &text_cap, piece, (size_t)n)))
-            goto out;
-        if (r->n_stop) {
-            /* A stop string may straddle pieces: search from where a match
-             * could start. */
-            size_t from = before > 255 ? before - 255 : 0;
-            size_t at = engine_stop_find(res->text, res->text_len, from, r->stop, r->n_stop);
-            if (at < res->text_len) {
-                res->text_len = at;
-                res->text[at] = 0;
-                res->finish = GEN_FINISH_STOP;
-                break;
-            }
-        }
-        size_t hold = engine_stop_holdback(res->text, res->text_len, r->stop, r->n_stop);
-        if (cb && cb->on_text && res->text_len - hold > emitted) {
-            cb->on_text(cb->ud, res->text + emitted, res->text_len - hold - emitted);
-            emitted = res->text_len - hold;
-        }
-        if (res->n_tokens >= max_new || pos >= e->n_ctx)
-            break;
-        rc = engine_run(e, &seq, &id, 1, pos++, false, logits);
-        if (rc)
-            goto out;
+    sched_free(s);
+    if (!rc)
+        rc = c.rc;
+    if (!rc && !res->text) {
+        res->text = calloc(1, 1);
+        if (!res->text)
+            rc = -ENOMEM;
     }
-    if (cb && cb->on_text && res->text_len > emitted)
-        cb->on_text(cb->ud, res->text + emitted, res->text_len - emitted);
-    res->decode_s = engine_now() - t1;
-    if (!res->text)
-        rc = engine_append(&res->text, &res->text_len, &text_cap, "", 0);
-out:
-    kv_seq_release(&e->kv, &seq);
-    smp_free(smp);
-    free(logits);
     if (rc)
         gen_result_free(res);
     return rc;

@@ -25,6 +25,7 @@ struct engine_params {
     enum dt_type kv_type; /* DT_F16 (default), DT_BF16 or DT_F32 */
     uint32_t n_ctx;       /* 0: the model's training context, at most 4096 */
     uint32_t n_batch;     /* tokens per forward step; 0: 512 */
+    uint64_t kv_bytes;    /* KV pool size; 0: one full context */
 };
 
 void engine_params_default(struct engine_params *p);
