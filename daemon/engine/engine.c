@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "gguf.h"
-#include "sched.h"
+#include "scheduler.h"
 
 static int engine_err(char *err, size_t errlen, int rc, const char *fmt, ...)
 {

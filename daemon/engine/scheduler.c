@@ -1,6 +1,6 @@
-/* sched.c - continuous batching with chunked prefill, prefix caching,
- * copy-on-write forks and preemption by recomputation. See sched.h. */
-#include "sched.h"
+/* scheduler.c - continuous batching with chunked prefill, prefix caching,
+ * copy-on-write forks and preemption by recomputation. See scheduler.h. */
+#include "scheduler.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -813,4 +813,69 @@ int sched_step(struct sched *s)
         }
     }
     return (int)n_tok;
+}
+
+int sched_check(const struct sched *s, char *err, size_t errlen)
+{
+    const struct bm *m = &s->bm;
+    uint32_t *refs = calloc(m->n_blocks ? m->n_blocks : 1, sizeof *refs);
+    uint8_t *seen = calloc(m->n_blocks ? m->n_blocks : 1, 1);
+    int rc = 0;
+    if (!refs || !seen) {
+        rc = sched_fail(err, errlen, -ENOMEM, "out of memory");
+        goto out;
+    }
+    for (uint32_t i = 0; i < s->n_reqs; i++) {
+        const struct sched_req *r = s->reqs[i];
+        for (uint32_t j = 0; j < r->n_seqs; j++) {
+            const struct sched_seq *q = r->seqs[j];
+            if (!q->running && q->tbl.n_blocks) {
+                bool waiting = false;
+                for (uint32_t k = 0; k < s->n_waiting; k++)
+                    waiting |= s->waiting[k] == q;
+                if (waiting) {
+                    rc = sched_fail(err, errlen, -EUCLEAN, "waiting sequence holds %u blocks",
+                                    q->tbl.n_blocks);
+                    goto out;
+                }
+            }
+            if (q->n_computed > q->tbl.n_blocks * KV_BLOCK_TOKENS) {
+                rc = sched_fail(err, errlen, -EUCLEAN, "sequence computed past its table");
+                goto out;
+            }
+            for (uint32_t b = 0; b < q->tbl.n_blocks; b++)
+                refs[q->tbl.blocks[b]]++;
+        }
+    }
+    for (uint32_t i = 0; i < m->n_free; i++)
+        seen[m->free_ids[i]] |= 1;
+    uint32_t n_lru = 0;
+    for (uint32_t id = m->lru_head; id != BM_NONE && n_lru <= m->n_blocks; id = m->blocks[id].lru_next) {
+        seen[id] |= 2;
+        n_lru++;
+    }
+    if (n_lru != m->n_evictable) {
+        rc = sched_fail(err, errlen, -EUCLEAN, "LRU list has %u blocks, counter %u", n_lru,
+                        m->n_evictable);
+        goto out;
+    }
+    for (uint32_t b = 0; b < m->n_blocks; b++) {
+        const struct bm_block *blk = &m->blocks[b];
+        if (blk->ref != refs[b]) {
+            rc = sched_fail(err, errlen, -EUCLEAN, "block %u has ref %u but %u tables hold it",
+                            b, blk->ref, refs[b]);
+            goto out;
+        }
+        uint8_t want = blk->ref ? 0 : blk->cached ? 2 : 1;
+        if (seen[b] != want) {
+            rc = sched_fail(err, errlen, -EUCLEAN,
+                            "block %u (ref %u, cached %d) is on list mask %u, expected %u", b,
+                            blk->ref, blk->cached, seen[b], want);
+            goto out;
+        }
+    }
+out:
+    free(refs);
+    free(seen);
+    return rc;
 }

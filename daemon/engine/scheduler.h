@@ -1,4 +1,4 @@
-/* sched.h - continuous batching over the paged KV cache: the internal
+/* scheduler.h - continuous batching over the paged KV cache: the internal
  * engine API (submit, step, cancel, events) that the CLI and the daemon
  * drive.
  *
@@ -23,8 +23,8 @@
  *
  * Thread-safety: none; one thread drives a scheduler.
  */
-#ifndef INFERD_SCHED_H
-#define INFERD_SCHED_H
+#ifndef INFERD_SCHEDULER_H
+#define INFERD_SCHEDULER_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -127,5 +127,11 @@ bool sched_has_work(const struct sched *s);
 void sched_get_stats(const struct sched *s, struct sched_stats *st);
 
 uint64_t sched_now_ns(void);
+
+/* Consistency check of the block accounting (for tests): every block's
+ * reference count equals the number of block tables holding it, unreferenced
+ * blocks are exactly the free and evictable ones, waiting sequences hold no
+ * blocks. Returns 0 or -EUCLEAN with a description in err. */
+int sched_check(const struct sched *s, char *err, size_t errlen);
 
 #endif
