@@ -16,7 +16,7 @@
 #include "cli.h"
 #include "cmds.h"
 #include "engine.h"
-#include "sched.h"
+#include "scheduler.h"
 
 static void run_usage(FILE *fp)
 {
