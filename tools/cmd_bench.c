@@ -25,6 +25,11 @@ static double bench_now(void)
 
 int cmd_bench(int argc, char **argv)
 {
+    /* --concurrency: the scheduler under concurrent requests. */
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--concurrency") || !strncmp(argv[i], "--concurrency=", 14))
+            return cmd_bench_sched(argc, argv);
+
     static const char usage[] =
         "usage: inferctl bench --model PATH [--threads N] [--prompt-tokens P] [--gen-tokens G]\n"
         "                      [--reps R] [--kv-type f32|f16|bf16] [--json]\n"

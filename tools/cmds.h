@@ -10,5 +10,6 @@ int cmd_perplexity(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_bench_sched(int argc, char **argv);
 
 #endif

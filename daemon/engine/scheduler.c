@@ -70,6 +70,7 @@ struct sched {
     float *logits;
     uint32_t logits_rows;
     struct smp_prob *top;
+    uint8_t *fill;          /* per block, scratch for the utilization figure */
     struct sched_stats st;
 };
 
@@ -377,6 +378,11 @@ int sched_create(struct engine *e, const struct sched_params *p, sched_event_fn 
         free(s);
         return rc;
     }
+    s->fill = calloc(s->bm.n_blocks, 1);
+    if (!s->fill) {
+        sched_free(s);
+        return -ENOMEM;
+    }
     if ((rc = list_reserve(s, 64))) {
         sched_free(s);
         return rc;
@@ -403,6 +409,7 @@ void sched_free(struct sched *s)
     free(s->b_tables);
     free(s->logits);
     free(s->top);
+    free(s->fill);
     free(s);
 }
 
@@ -778,8 +785,27 @@ int sched_step(struct sched *s)
         q->n_computed += q->step_new;
         seq_publish(s, q);
     }
-    for (uint32_t i = 0; i < s->n_running; i++)
-        used += s->running[i]->n_computed;
+    /* Slots holding KV, each block counted once however many sequences
+     * share it. */
+    for (uint32_t i = 0; i < s->n_running; i++) {
+        const struct sched_seq *q = s->running[i];
+        for (uint32_t b = 0; b < q->tbl.n_blocks; b++) {
+            uint32_t id = q->tbl.blocks[b];
+            uint32_t start = b * KV_BLOCK_TOKENS;
+            uint8_t fill = (uint8_t)(q->n_computed <= start ? 0
+                                     : q->n_computed - start >= KV_BLOCK_TOKENS ? KV_BLOCK_TOKENS
+                                                                               : q->n_computed - start);
+            if (fill > s->fill[id]) {
+                used += fill - s->fill[id];
+                s->fill[id] = fill;
+            }
+        }
+    }
+    for (uint32_t i = 0; i < s->n_running; i++) {
+        const struct sched_seq *q = s->running[i];
+        for (uint32_t b = 0; b < q->tbl.n_blocks; b++)
+            s->fill[q->tbl.blocks[b]] = 0;
+    }
     s->st.kv_slots_used_sum += used;
     s->st.kv_slots_alloc_sum += (uint64_t)bm_in_use(&s->bm) * KV_BLOCK_TOKENS;
 
