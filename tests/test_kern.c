@@ -645,6 +645,61 @@ START_TEST(test_matmul_batch_invariant)
 }
 END_TEST
 
+/* Attention of one head: every ISA against the scalar reference on fresh
+ * random data, |simd - ref| <= 1e-5 * max|v| + 1e-6 per output (softmax
+ * weights sum to 1, so outputs are bounded by max|v|); KV row conversion
+ * exact. */
+START_TEST(test_attention)
+{
+    unsigned long long rng = tu_rng_seed();
+    const size_t hds[] = {8, 32, 64, 80, 128};
+    const size_t ns[] = {1, 2, 17, 300};
+    for (size_t a = 0; a < sizeof hds / sizeof hds[0]; a++)
+        for (size_t b = 0; b < sizeof ns / sizeof ns[0]; b++) {
+            size_t hd = hds[a], n = ns[b], ld = hd + 3;
+            float *q = xmalloc(hd * sizeof(float)), *k = xmalloc(n * ld * sizeof(float));
+            float *v = xmalloc(n * ld * sizeof(float)), *sc = xmalloc(n * sizeof(float));
+            float *ref = xmalloc(hd * sizeof(float)), *got = xmalloc(hd * sizeof(float));
+            fill_normal(q, hd, &rng, 1.0);
+            fill_normal(k, n * ld, &rng, 1.0);
+            fill_normal(v, n * ld, &rng, 1.0);
+            float vmax = 0;
+            for (size_t i = 0; i < n * ld; i++)
+                vmax = fabsf(v[i]) > vmax ? fabsf(v[i]) : vmax;
+            kern_attn_head(KERN_ISA_SCALAR, hd, n, q, k, v, ld, 0.125f, sc, ref);
+            for (int isa = 1; isa < KERN_ISA_COUNT; isa++) {
+                if (!kern_isa_supported((enum kern_isa)isa))
+                    continue;
+                kern_attn_head((enum kern_isa)isa, hd, n, q, k, v, ld, 0.125f, sc, got);
+                for (size_t i = 0; i < hd; i++)
+                    ck_assert_msg(fabsf(got[i] - ref[i]) <= 1e-5f * vmax + 1e-6f,
+                                  "%s hd %zu n %zu: out[%zu] %g vs %g",
+                                  kern_isa_name((enum kern_isa)isa), hd, n, i, got[i], ref[i]);
+            }
+            free(q), free(k), free(v), free(sc), free(ref), free(got);
+        }
+    /* KV rows: every bit pattern of F16 and BF16 converts exactly. */
+    uint16_t *h = xmalloc(65536 * sizeof(uint16_t));
+    float *r1 = xmalloc(65536 * sizeof(float)), *r2 = xmalloc(65536 * sizeof(float));
+    for (uint32_t i = 0; i < 65536; i++)
+        h[i] = (uint16_t)i;
+    for (int t = 0; t < 2; t++) {
+        enum dt_type dt = t ? DT_BF16 : DT_F16;
+        kern_kv_to_f32(KERN_ISA_SCALAR, dt, h, r1, 65536);
+        for (int isa = 1; isa < KERN_ISA_COUNT; isa++) {
+            if (!kern_isa_supported((enum kern_isa)isa))
+                continue;
+            kern_kv_to_f32((enum kern_isa)isa, dt, h + 1, r2, 65535); /* odd length and offset */
+            for (uint32_t i = 0; i < 65535; i++) /* bit-exact; a NaN only needs to stay NaN */
+                ck_assert_msg(isnan(r1[i + 1]) ? isnan(r2[i]) : memcmp(&r1[i + 1], &r2[i], 4) == 0,
+                              "%s %s conversion of 0x%04x: %g vs %g",
+                              kern_isa_name((enum kern_isa)isa), dt_name(dt), i + 1, r2[i], r1[i + 1]);
+        }
+    }
+    free(h), free(r1), free(r2);
+}
+END_TEST
+
 START_TEST(test_matmul_errors)
 {
     struct kern_ctx ctx;
@@ -742,6 +797,7 @@ static Suite *kern_suite(void)
     tcase_add_test(tc, test_matmul);
     tcase_add_test(tc, test_matmul_shapes);
     tcase_add_test(tc, test_matmul_batch_invariant);
+    tcase_add_test(tc, test_attention);
     tcase_add_test(tc, test_matmul_errors);
     tcase_add_test(tc, test_ops);
     suite_add_tcase(s, tc);

@@ -4,7 +4,6 @@
 
 #include <errno.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,18 +26,10 @@ struct fwd_ctx {
     float *hb2;  /* (T, n_ff) */
     float *rope; /* (T, n_rot) cos/sin pairs per token */
     float *scores; /* (n_threads, max_ctx) */
+    float *kvf;    /* (n_threads, 2, max_ctx, head_dim) K and V of one head as floats */
+    uint32_t *grp_seq, *grp_start, *tok_order, *grp_of; /* token grouping by sequence */
     unsigned n_threads;
 };
-
-/* fp16 -> f32 by table: K/V reads in attention are the hot path. */
-static float fwd_f16_table[1 << 16];
-static pthread_once_t fwd_f16_once = PTHREAD_ONCE_INIT;
-
-static void fwd_f16_table_init(void)
-{
-    for (uint32_t i = 0; i < (1u << 16); i++)
-        fwd_f16_table[i] = dt_fp16_to_f32((dt_fp16)i);
-}
 
 int fwd_init(struct fwd_ctx **out, const struct model *m, struct kv_pool *kv,
              struct kern_ctx *kc, uint32_t max_tokens, uint32_t max_ctx)
@@ -47,7 +38,6 @@ int fwd_init(struct fwd_ctx **out, const struct model *m, struct kv_pool *kv,
     if (!max_tokens || !max_ctx || kv->n_layer != hp->n_layer ||
         kv->kv_dim != hp->n_head_kv * hp->head_dim)
         return -EINVAL;
-    pthread_once(&fwd_f16_once, fwd_f16_table_init);
     struct fwd_ctx *c = calloc(1, sizeof *c);
     if (!c)
         return -ENOMEM;
@@ -69,8 +59,14 @@ int fwd_init(struct fwd_ctx **out, const struct model *m, struct kv_pool *kv,
     c->hb2 = malloc(T * F * sizeof(float));
     c->rope = malloc(T * hp->n_rot * sizeof(float));
     c->scores = malloc((size_t)c->n_threads * max_ctx * sizeof(float));
+    c->kvf = malloc((size_t)c->n_threads * 2 * max_ctx * hp->head_dim * sizeof(float));
+    c->grp_seq = malloc(T * sizeof(uint32_t));
+    c->grp_start = malloc((T + 1) * sizeof(uint32_t));
+    c->tok_order = malloc(T * sizeof(uint32_t));
+    c->grp_of = malloc(T * sizeof(uint32_t));
     if (!c->x || !c->xb || !c->q || !c->k || !c->v || !c->att || !c->hb || !c->hb2 ||
-        !c->rope || !c->scores) {
+        !c->rope || !c->scores || !c->kvf || !c->grp_seq || !c->grp_start || !c->tok_order ||
+        !c->grp_of) {
         fwd_free(c);
         return -ENOMEM;
     }
@@ -92,6 +88,11 @@ void fwd_free(struct fwd_ctx *c)
     free(c->hb2);
     free(c->rope);
     free(c->scores);
+    free(c->kvf);
+    free(c->grp_seq);
+    free(c->grp_start);
+    free(c->tok_order);
+    free(c->grp_of);
     free(c);
 }
 
@@ -156,99 +157,55 @@ static void fwd_store_row(enum dt_type type, void *dst, const float *src, size_t
     }
 }
 
-/* dot(q, row) over n values of the KV element type. */
-static inline float fwd_dot_kv(enum dt_type type, const float *q, const void *row, size_t n)
-{
-    float s = 0.0f;
-    if (type == DT_F32) {
-        const float *r = row;
-        for (size_t i = 0; i < n; i++)
-            s += q[i] * r[i];
-    } else if (type == DT_F16) {
-        const dt_fp16 *r = row;
-        for (size_t i = 0; i < n; i++)
-            s += q[i] * fwd_f16_table[r[i]];
-    } else {
-        const dt_bf16 *r = row;
-        for (size_t i = 0; i < n; i++) {
-            uint32_t u = (uint32_t)r[i] << 16;
-            float f;
-            memcpy(&f, &u, sizeof f);
-            s += q[i] * f;
-        }
-    }
-    return s;
-}
-
-/* out += w * row over n values. */
-static inline void fwd_axpy_kv(enum dt_type type, float *out, float w, const void *row, size_t n)
-{
-    if (type == DT_F32) {
-        const float *r = row;
-        for (size_t i = 0; i < n; i++)
-            out[i] += w * r[i];
-    } else if (type == DT_F16) {
-        const dt_fp16 *r = row;
-        for (size_t i = 0; i < n; i++)
-            out[i] += w * fwd_f16_table[r[i]];
-    } else {
-        const dt_bf16 *r = row;
-        for (size_t i = 0; i < n; i++) {
-            uint32_t u = (uint32_t)r[i] << 16;
-            float f;
-            memcpy(&f, &u, sizeof f);
-            out[i] += w * f;
-        }
-    }
-}
-
 struct fwd_attn_job {
     struct fwd_ctx *c;
     const struct kv_seq *seqs;
-    const uint32_t *seq;
     const int32_t *pos;
-    uint32_t n_tokens;
     uint32_t layer;
+    uint32_t n_groups;        /* sequences present in the step */
+    const uint32_t *grp_seq;  /* (n_groups,) sequence index of each group */
+    const uint32_t *grp_start; /* (n_groups + 1,) ranges of tok_order */
+    const uint32_t *tok_order; /* batch token indices, grouped by sequence */
 };
 
-/* Causal attention of every (token, head) pair, split over the threads. */
+/* Causal attention, one work item per (sequence, KV head): the head's K and
+ * V rows are converted to floats once, then every query head of its group
+ * and every token of the sequence in this step attends over them. Each
+ * (token, head) result depends only on its own inputs (batch invariance). */
 static void fwd_attn_task(void *arg, unsigned ith, unsigned nth)
 {
     const struct fwd_attn_job *j = arg;
     struct fwd_ctx *c = j->c;
     const struct model_hparams *hp = &c->m->hp;
     const struct kv_pool *kv = c->kv;
+    const enum kern_isa isa = c->kc->isa;
     size_t hd = hp->head_dim, Q = (size_t)hp->n_head * hd;
     uint32_t group = hp->n_head / hp->n_head_kv;
     float scale = 1.0f / sqrtf((float)hd);
     float *sc = c->scores + (size_t)ith * c->max_ctx;
+    float *kf = c->kvf + (size_t)ith * 2 * c->max_ctx * hd, *vf = kf + c->max_ctx * hd;
+    size_t esize = kv->type == DT_F32 ? 4 : 2;
     size_t lo, hi;
-    tp_split((size_t)j->n_tokens * hp->n_head, ith, nth, &lo, &hi);
+    tp_split((size_t)j->n_groups * hp->n_head_kv, ith, nth, &lo, &hi);
     for (size_t it = lo; it < hi; it++) {
-        uint32_t t = (uint32_t)(it / hp->n_head), h = (uint32_t)(it % hp->n_head);
-        const struct kv_seq *s = &j->seqs[j->seq[t]];
-        uint32_t n_pos = (uint32_t)j->pos[t] + 1;
-        size_t koff = (size_t)(h / group) * hd * (kv->type == DT_F32 ? 4 : 2);
-        const float *q = c->q + (size_t)t * Q + (size_t)h * hd;
-        float mx = -INFINITY;
+        uint32_t g = (uint32_t)(it / hp->n_head_kv), kvh = (uint32_t)(it % hp->n_head_kv);
+        const struct kv_seq *s = &j->seqs[j->grp_seq[g]];
+        uint32_t n_pos = 0;
+        for (uint32_t k = j->grp_start[g]; k < j->grp_start[g + 1]; k++)
+            if ((uint32_t)j->pos[j->tok_order[k]] + 1 > n_pos)
+                n_pos = (uint32_t)j->pos[j->tok_order[k]] + 1;
+        size_t off = (size_t)kvh * hd * esize;
         for (uint32_t p = 0; p < n_pos; p++) {
-            const char *krow = (const char *)kv_k_row(kv, s, j->layer, p) + koff;
-            float d = fwd_dot_kv(kv->type, q, krow, hd) * scale;
-            sc[p] = d;
-            if (d > mx)
-                mx = d;
+            kern_kv_to_f32(isa, kv->type, (const char *)kv_k_row(kv, s, j->layer, p) + off,
+                           kf + (size_t)p * hd, hd);
+            kern_kv_to_f32(isa, kv->type, (const char *)kv_v_row(kv, s, j->layer, p) + off,
+                           vf + (size_t)p * hd, hd);
         }
-        float sum = 0.0f;
-        for (uint32_t p = 0; p < n_pos; p++) {
-            sc[p] = expf(sc[p] - mx);
-            sum += sc[p];
-        }
-        float inv = 1.0f / sum;
-        float *out = c->att + (size_t)t * Q + (size_t)h * hd;
-        memset(out, 0, hd * sizeof *out);
-        for (uint32_t p = 0; p < n_pos; p++) {
-            const char *vrow = (const char *)kv_v_row(kv, s, j->layer, p) + koff;
-            fwd_axpy_kv(kv->type, out, sc[p] * inv, vrow, hd);
+        for (uint32_t k = j->grp_start[g]; k < j->grp_start[g + 1]; k++) {
+            uint32_t t = j->tok_order[k];
+            for (uint32_t h = kvh * group; h < (kvh + 1) * group; h++)
+                kern_attn_head(isa, hd, (size_t)j->pos[t] + 1, c->q + (size_t)t * Q + h * hd, kf,
+                               vf, hd, scale, sc, c->att + (size_t)t * Q + h * hd);
         }
     }
 }
@@ -278,6 +235,27 @@ static int fwd_step(struct fwd_ctx *c, uint32_t T, const int32_t *tokens, const 
         model_embed(m, tokens[t], c->x + t * E);
         fwd_rope_cache(m, pos[t], c->rope + (size_t)t * hp->n_rot);
     }
+    /* Group the tokens by sequence (groups in order of first appearance,
+     * tokens in batch order within a group) for attention. */
+    uint32_t n_groups = 0;
+    for (uint32_t t = 0; t < T; t++) {
+        uint32_t g = 0;
+        while (g < n_groups && c->grp_seq[g] != seq[t])
+            g++;
+        if (g == n_groups)
+            c->grp_seq[n_groups++] = seq[t];
+        c->grp_of[t] = g;
+    }
+    memset(c->grp_start, 0, (n_groups + 1) * sizeof *c->grp_start);
+    for (uint32_t t = 0; t < T; t++)
+        c->grp_start[c->grp_of[t] + 1]++;
+    for (uint32_t g = 0; g < n_groups; g++)
+        c->grp_start[g + 1] += c->grp_start[g];
+    for (uint32_t t = 0; t < T; t++)
+        c->tok_order[c->grp_start[c->grp_of[t]]++] = t;
+    for (uint32_t g = n_groups; g > 0; g--) /* restore the starts */
+        c->grp_start[g] = c->grp_start[g - 1];
+    c->grp_start[0] = 0;
 
     for (uint32_t il = 0; il < hp->n_layer; il++) {
         const struct model_layer *l = &m->layers[il];
@@ -298,7 +276,8 @@ static int fwd_step(struct fwd_ctx *c, uint32_t T, const int32_t *tokens, const 
             fwd_store_row(c->kv->type, kv_k_row(c->kv, s, il, (uint32_t)pos[t]), c->k + t * KV, KV);
             fwd_store_row(c->kv->type, kv_v_row(c->kv, s, il, (uint32_t)pos[t]), c->v + t * KV, KV);
         }
-        struct fwd_attn_job job = {c, seqs, seq, pos, T, il};
+        struct fwd_attn_job job = {c, seqs, pos, il, n_groups, c->grp_seq, c->grp_start,
+                                   c->tok_order};
         if (kc->pool)
             tp_run(kc->pool, fwd_attn_task, &job);
         else

@@ -75,10 +75,21 @@ int kern_matmul(struct kern_ctx *ctx, const struct kern_mat *w, size_t n, const 
  * times and returns the best GB/s (1e9 bytes per second). */
 double kern_membw_read(struct tp_pool *pool, size_t bytes, int reps);
 
+/* Attention of one query head over n cached positions:
+ *   out (hd,) = sum_p softmax_p(scale * dot(q, k_p)) * v_p
+ * q (hd,); k, v: n rows of hd floats, ld floats apart; scores: scratch of n
+ * floats. The result for a given (q, k, v) depends only on isa, never on
+ * what else is computed around it. */
+void kern_attn_head(enum kern_isa isa, size_t hd, size_t n, const float *q, const float *k,
+                    const float *v, size_t ld, float scale, float *scores, float *out);
+/* n values of a KV cache row (DT_F32, DT_F16 or DT_BF16) to floats
+ * (exact). */
+void kern_kv_to_f32(enum kern_isa isa, enum dt_type t, const void *src, float *dst, size_t n);
+
 /* Element-wise helpers (scalar, auto-vectorizable). */
 /* out[i] = x[i] / sqrt(mean(x^2) + eps) * w[i], i < n */
 void kern_rmsnorm(float *out, const float *x, const float *w, size_t n, float eps);
-/* In-place softmax over n values; returns the sum before normalization. */
+/* In-place softmax over n values. */
 void kern_softmax(float *x, size_t n);
 /* gate[i] = silu(gate[i]) * up[i] */
 void kern_swiglu(float *gate, const float *up, size_t n);
