@@ -202,29 +202,6 @@ void gguf_w_free(struct gguf_w *w)
 
 /* ---- metadata ---- */
 
-static size_t gw_vtype_size(enum gguf_vtype t)
-{
-    switch (t) {
-    case GGUF_VT_UINT8:
-    case GGUF_VT_INT8:
-    case GGUF_VT_BOOL:
-        return 1;
-    case GGUF_VT_UINT16:
-    case GGUF_VT_INT16:
-        return 2;
-    case GGUF_VT_UINT32:
-    case GGUF_VT_INT32:
-    case GGUF_VT_FLOAT32:
-        return 4;
-    case GGUF_VT_UINT64:
-    case GGUF_VT_INT64:
-    case GGUF_VT_FLOAT64:
-        return 8;
-    default:
-        return 0;
-    }
-}
-
 /* Scalar value of type t (not STRING/ARRAY) from v's union, range-checked. */
 static int gw_put_scalar(struct gw_buf *b, const struct gguf_value *v)
 {
@@ -233,7 +210,7 @@ static int gw_put_scalar(struct gw_buf *b, const struct gguf_value *v)
     case GGUF_VT_UINT16:
     case GGUF_VT_UINT32:
     case GGUF_VT_UINT64: {
-        size_t sz = gw_vtype_size(v->type);
+        size_t sz = gguf_vtype_size(v->type);
         if (sz < 8 && v->u64 >> (8 * sz))
             return -ERANGE;
         uint64_t u = v->u64;
@@ -243,7 +220,7 @@ static int gw_put_scalar(struct gw_buf *b, const struct gguf_value *v)
     case GGUF_VT_INT16:
     case GGUF_VT_INT32:
     case GGUF_VT_INT64: {
-        size_t sz = gw_vtype_size(v->type);
+        size_t sz = gguf_vtype_size(v->type);
         if (sz < 8) {
             int64_t lim = INT64_C(1) << (8 * sz - 1);
             if (v->i64 < -lim || v->i64 >= lim)
@@ -296,7 +273,7 @@ static int gw_put_array(struct gw_buf *b, const struct gguf_array *a, unsigned d
         }
         return rc;
     }
-    size_t sz = gw_vtype_size(a->type);
+    size_t sz = gguf_vtype_size(a->type);
     if (!a->data || a->n > SIZE_MAX / sz)
         return -EINVAL;
     if (a->type == GGUF_VT_BOOL) {
@@ -390,7 +367,7 @@ int gguf_w_add_str(struct gguf_w *w, const char *key, const char *s)
 int gguf_w_add_arr(struct gguf_w *w, const char *key, enum gguf_vtype elem, const void *data,
                    size_t n)
 {
-    if (gw_vtype_size(elem) == 0)
+    if (gguf_vtype_size(elem) == 0)
         return -EINVAL;
     struct gguf_value x = {.type = GGUF_VT_ARRAY,
                            .arr = {.type = elem, .n = n, .data = data}};

@@ -134,8 +134,7 @@ static bool gguf_add_ok(uint64_t a, uint64_t b, uint64_t *out)
     return true;
 }
 
-/* Bytes of one fixed-size element; 0 for STRING/ARRAY. */
-static size_t gguf_vtype_size(enum gguf_vtype t)
+size_t gguf_vtype_size(enum gguf_vtype t)
 {
     switch (t) {
     case GGUF_VT_UINT8:

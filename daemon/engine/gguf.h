@@ -125,5 +125,8 @@ const struct gguf_tensor *gguf_find_tensor(const struct gguf_file *f, const char
 /* Compare a view with a C string. */
 bool gguf_str_eq(struct gguf_str s, const char *c);
 const char *gguf_vtype_name(enum gguf_vtype t);
+/* Bytes of one element of a fixed-size type; 0 for STRING, ARRAY and
+ * unknown types. */
+size_t gguf_vtype_size(enum gguf_vtype t);
 
 #endif
