@@ -19,7 +19,7 @@ struct rec {
     uint32_t n_tokens[8];
     int terminal;       /* count of terminal events */
     enum sched_ev_type how;
-    uint32_t cached, generated, preemptions;
+    uint32_t cached, generated, preemptions, cache_queries, cache_hits;
     uint32_t blocks_at_first_token;
 };
 
@@ -60,6 +60,8 @@ static void on_event(void *ud, const struct sched_event *ev)
     r->cached = ev->cached_prompt_tokens;
     r->generated = ev->generated_tokens;
     r->preemptions = ev->preemptions;
+    r->cache_queries = ev->cache_queries;
+    r->cache_hits = ev->cache_hits;
 }
 
 static struct engine *open_engine(enum dt_type kv, uint32_t n_blocks)
@@ -279,6 +281,9 @@ START_TEST(test_prefix_reuse)
     sched_get_stats(s, &after);
     uint32_t cached = 300 / KV_BLOCK_TOKENS * KV_BLOCK_TOKENS;
     ck_assert_uint_eq(lg.r[idb].cached, cached);
+    /* 18 blocks found, the 19th (holding the first differing token) not */
+    ck_assert_uint_eq(lg.r[idb].cache_hits, cached / KV_BLOCK_TOKENS);
+    ck_assert_uint_eq(lg.r[idb].cache_queries, cached / KV_BLOCK_TOKENS + 1);
     ck_assert_uint_eq(after.tokens_processed - before.tokens_processed, 330 - cached + 10 - 1);
     sched_free(s);
     s = new_sched(e, &ref, false, 0);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 int cli_u32(const char *flag, const char *s, uint32_t lo, uint32_t hi, uint32_t *out)
 {
@@ -46,6 +47,37 @@ int cli_f32(const char *flag, const char *s, float lo, float hi, float *out)
     }
     *out = v;
     return 0;
+}
+
+int cli_mem_size(const char *flag, const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || !(v > 0) || s[0] == '-')
+        goto bad;
+    if (*end == '%' && end[1] == 0 && v <= 100) {
+        long pages = sysconf(_SC_AVPHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+        if (pages <= 0 || psize <= 0)
+            goto bad;
+        *out = (uint64_t)((double)pages * (double)psize * v / 100.0);
+        return 0;
+    }
+    double mult = 1;
+    if (*end == 'K' || *end == 'k')
+        mult = 1024.0, end++;
+    else if (*end == 'M' || *end == 'm')
+        mult = 1024.0 * 1024, end++;
+    else if (*end == 'G' || *end == 'g')
+        mult = 1024.0 * 1024 * 1024, end++;
+    if (*end || v * mult > 1e18)
+        goto bad;
+    *out = (uint64_t)(v * mult);
+    return 0;
+bad:
+    fprintf(stderr, "inferctl: %s: expected bytes (with an optional K, M or G suffix) or a "
+                    "percentage of available memory, got '%s'\n", flag, s);
+    return -1;
 }
 
 int cli_kv_type(const char *s, enum dt_type *out)

@@ -14,6 +14,9 @@
 int cli_u32(const char *flag, const char *s, uint32_t lo, uint32_t hi, uint32_t *out);
 int cli_u64(const char *flag, const char *s, uint64_t *out);
 int cli_f32(const char *flag, const char *s, float lo, float hi, float *out);
+/* A memory size: bytes with an optional K, M or G suffix (powers of 1024),
+ * or "N%" of the memory available now. */
+int cli_mem_size(const char *flag, const char *s, uint64_t *out);
 /* "f32" | "f16" | "bf16" */
 int cli_kv_type(const char *s, enum dt_type *out);
 /* Parse "1,2,3" into a malloc'd array. */

@@ -199,7 +199,7 @@ int cmd_bench_sched(int argc, char **argv)
         case O_G: bad = cli_u32("--gen-tokens", optarg, 1, 1u << 16, &n_g); break;
         case O_SHARED: bad = cli_u32("--shared-prefix", optarg, 0, 1u << 16, &shared); break;
         case O_THREADS: bad = cli_u32("--threads", optarg, 1, 1024, &ep.n_threads); break;
-        case O_KVMEM: bad = cli_u64("--kv-memory", optarg, &ep.kv_bytes); break;
+        case O_KVMEM: bad = cli_mem_size("--kv-memory", optarg, &ep.kv_bytes); break;
         case O_KV: bad = cli_kv_type(optarg, &ep.kv_type); break;
         case O_JSON: json = true; break;
         case O_HELP: fputs(usage, stdout); return 0;

@@ -24,7 +24,8 @@ static void run_usage(FILE *fp)
             "usage: inferctl run --model PATH [options]\n"
             "  --prompt TEXT            prompt (repeatable; default: empty, from BOS alone)\n"
             "  --parallel N             N samples of each prompt, sharing its KV blocks\n"
-            "  --kv-memory BYTES        KV pool size (default: every sequence at full length)\n"
+            "  --kv-memory SIZE         KV pool: bytes (K/M/G suffix) or N%% of available memory\n"
+            "                           (default: every sequence at full length)\n"
             "  --priority P             scheduling priority (lower runs first)\n"
             "  --max-tokens N           tokens to generate (default 256)\n"
             "  --temperature T          0 = greedy (default 0.8)\n"
@@ -258,7 +259,7 @@ int cmd_run(int argc, char **argv)
         case O_JSON: json = true; break;
         case O_QUIET: quiet = true; break;
         case O_PAR: bad = cli_u32("--parallel", optarg, 1, 1024, &parallel); break;
-        case O_KVMEM: bad = cli_u64("--kv-memory", optarg, &ep.kv_bytes); break;
+        case O_KVMEM: bad = cli_mem_size("--kv-memory", optarg, &ep.kv_bytes); break;
         case O_PRIO:
             bad = cli_u32("--priority", optarg, 0, 1u << 30, &u);
             req.priority = (int32_t)u;

@@ -141,7 +141,6 @@ uint64_t bm_chain_hash(uint64_t parent, const int32_t *tokens)
 
 uint32_t bm_lookup(struct bm *m, uint64_t parent, const int32_t *tokens)
 {
-    m->stats.queries++;
     uint64_t h = bm_chain_hash(parent, tokens);
     for (uint32_t id = m->buckets[h & (m->n_buckets - 1)]; id != BM_NONE;
          id = m->blocks[id].next_in_bucket) {
@@ -151,7 +150,6 @@ uint32_t bm_lookup(struct bm *m, uint64_t parent, const int32_t *tokens)
             if (b->ref == 0)
                 bm_lru_remove(m, id);
             b->ref++;
-            m->stats.hits++;
             return id;
         }
     }

@@ -39,7 +39,7 @@ struct bm_block {
 };
 
 struct bm_stats {
-    uint64_t queries;      /* full blocks looked up */
+    uint64_t queries;      /* full blocks looked up by admitted requests (kept by the scheduler) */
     uint64_t hits;         /* of which found */
     uint64_t evictions;
     uint64_t cow_copies;
@@ -84,7 +84,7 @@ uint64_t bm_salt_hash(const char *salt, size_t len);
 uint64_t bm_chain_hash(uint64_t parent, const int32_t *tokens);
 
 /* Find the cached block holding exactly these 16 tokens after parent; on a
- * hit it gains a reference (leaving the LRU list). Counts a query. */
+ * hit it gains a reference (leaving the LRU list). */
 uint32_t bm_lookup(struct bm *m, uint64_t parent, const int32_t *tokens);
 /* Publish a full, computed block. If an equal block is already cached the
  * call does nothing (the caller keeps its own copy). */

@@ -27,6 +27,7 @@ struct sched_seq {
     uint32_t n_generated;
     struct stopstr text;
     bool running;
+    uint32_t lookup_queries, lookup_hits; /* of the pending admission */
     /* this step */
     uint32_t step_new;
     bool step_logits;
@@ -47,6 +48,7 @@ struct sched_req {
     struct sched_seq **seqs; /* n slots; n_seqs filled (1 until the fork) */
     struct sched_times t;
     uint32_t cached_prompt_tokens, generated, preemptions;
+    uint32_t cache_queries, cache_hits;
     bool admitted_once;
 };
 
@@ -204,6 +206,7 @@ static void seq_free(struct sched *s, struct sched_seq *q)
  * least one token is always left to compute (its logits are needed). */
 static int seq_prefix_lookup(struct sched *s, struct sched_seq *q)
 {
+    q->lookup_queries = q->lookup_hits = 0;
     if (!s->p.prefix_cache || q->tbl.n_blocks)
         return 0;
     uint32_t max_full = (q->n_tokens - 1) / KV_BLOCK_TOKENS;
@@ -214,8 +217,10 @@ static int seq_prefix_lookup(struct sched *s, struct sched_seq *q)
     for (uint32_t b = 0; b < max_full; b++) {
         const int32_t *toks = q->tokens + (size_t)b * KV_BLOCK_TOKENS;
         uint32_t id = bm_lookup(&s->bm, parent, toks);
+        q->lookup_queries++;
         if (id == BM_NONE)
             break;
+        q->lookup_hits++;
         parent = bm_chain_hash(parent, toks);
         q->tbl.blocks[q->tbl.n_blocks++] = id;
         q->hashes[q->n_hashed++] = parent;
@@ -307,6 +312,8 @@ static void req_end(struct sched *s, struct sched_req *r, enum sched_ev_type typ
     ev.cached_prompt_tokens = r->cached_prompt_tokens;
     ev.generated_tokens = r->generated;
     ev.preemptions = r->preemptions;
+    ev.cache_queries = r->cache_queries;
+    ev.cache_hits = r->cache_hits;
     ev.error = error;
     ev.time = r->t.finished;
     req_unlink(s, r);
@@ -721,6 +728,12 @@ int sched_step(struct sched *s)
             break;
         }
         struct sched_req *r = q->req;
+        /* Count the lookups of admissions that happen (a request that
+         * waits looks up again each step). */
+        r->cache_queries += q->lookup_queries;
+        r->cache_hits += q->lookup_hits;
+        s->bm.stats.queries += q->lookup_queries;
+        s->bm.stats.hits += q->lookup_hits;
         if (!r->admitted_once) {
             r->admitted_once = true;
             r->t.scheduled = sched_now_ns();

@@ -88,6 +88,8 @@ struct sched_event {
     uint32_t cached_prompt_tokens;
     uint32_t generated_tokens; /* all samples */
     uint32_t preemptions;
+    uint32_t cache_queries;    /* full prompt blocks looked up in the prefix cache */
+    uint32_t cache_hits;       /* of which found (cached_prompt_tokens / 16 at admission) */
     int error;               /* ERROR: -errno */
 };
 
