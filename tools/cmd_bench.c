@@ -25,6 +25,9 @@ static double bench_now(void)
 
 int cmd_bench(int argc, char **argv)
 {
+    for (int i = 1; i < argc; i++) /* against a running daemon: cmd_loadgen.c */
+        if (!strcmp(argv[i], "--socket") || !strncmp(argv[i], "--socket=", 9))
+            return cmd_bench_serve(argc, argv);
     /* --concurrency: the scheduler under concurrent requests. */
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--concurrency") || !strncmp(argv[i], "--concurrency=", 14))

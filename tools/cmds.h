@@ -10,6 +10,13 @@ int cmd_perplexity(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+/* Commands that talk to a running inferd (libinferclient). */
+int cmd_submit(int argc, char **argv);
+int cmd_models(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
+int cmd_bench_ipc(int argc, char **argv);
+/* `inferctl bench --socket PATH ...`: the load generator (cmd_loadgen.c). */
+int cmd_bench_serve(int argc, char **argv);
 int cmd_bench_sched(int argc, char **argv);
 
 #endif

@@ -17,6 +17,10 @@ static const struct inferctl_cmd inferctl_cmds[] = {
     {"bench", cmd_bench, "prefill/decode speed against the machine's read bandwidth"},
     {"synth", cmd_synth, "write a random-weight GGUF of a real model's shape"},
     {"inspect", cmd_inspect, "print a GGUF file's metadata and tensors"},
+    {"submit", cmd_submit, "generate text through a running inferd"},
+    {"models", cmd_models, "list the models a running inferd serves"},
+    {"stats", cmd_stats, "a running inferd's counters"},
+    {"bench-ipc", cmd_bench_ipc, "IPC round trips (echo daemon) against a Unix-socket baseline"},
 };
 
 static void inferctl_usage(FILE *fp)

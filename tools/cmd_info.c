@@ -1,0 +1,137 @@
+/* cmd_info.c - `inferctl models` and `inferctl stats`: what a running
+ * inferd serves and its counters (text, or one JSON object with --json). */
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client_cli.h"
+#include "cmds.h"
+
+/* Parses --socket / --json / --help; 0 to go on, else the exit status + 1. */
+static int info_args(const char *cmd, int argc, char **argv, const char **sock, bool *json)
+{
+    enum { O_SOCKET = 256, O_JSON, O_HELP };
+    static const struct option opts[] = {
+        {"socket", required_argument, 0, O_SOCKET},
+        {"json", no_argument, 0, O_JSON},
+        {"help", no_argument, 0, O_HELP},
+        {0, 0, 0, 0},
+    };
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case O_SOCKET: *sock = optarg; break;
+        case O_JSON: *json = true; break;
+        case O_HELP:
+            printf("usage: inferctl %s [--socket PATH] [--json]\n", cmd);
+            return 1;
+        default: return 3;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "inferctl %s: unexpected argument '%s'\n", cmd, argv[optind]);
+        return 3;
+    }
+    return 0;
+}
+
+static void info_print_json(json_t *o)
+{
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (s)
+        printf("%s\n", s);
+    free(s);
+}
+
+int cmd_models(int argc, char **argv)
+{
+    const char *sock = NULL;
+    bool json = false;
+    int a = info_args("models", argc, argv, &sock, &json);
+    if (a)
+        return a - 1;
+    struct infer_client *c;
+    const char *path = ccli_socket(sock);
+    if (ccli_connect("models", path, NULL, &c))
+        return 1;
+    struct infer_model m[64];
+    size_t n = 0;
+    int rc = infer_list_models(c, m, 64, &n);
+    infer_close(c);
+    if (rc) {
+        fprintf(stderr, "inferctl models: %s\n", strerror(-rc));
+        return 1;
+    }
+    if (n > 64)
+        n = 64;
+    if (json) {
+        json_t *arr = json_array();
+        for (size_t i = 0; i < n; i++) {
+            json_t *o = json_object();
+            json_object_set_new(o, "name", json_string(m[i].name));
+            json_object_set_new(o, "arch", json_string(m[i].arch));
+            json_object_set_new(o, "quant", json_string(m[i].quant));
+            json_object_set_new(o, "n_params", json_integer((json_int_t)m[i].n_params));
+            json_object_set_new(o, "n_ctx", json_integer(m[i].n_ctx));
+            json_array_append_new(arr, o);
+        }
+        json_t *o = json_object();
+        json_object_set_new(o, "models", arr);
+        info_print_json(o);
+        return 0;
+    }
+    printf("%-24s %-10s %-8s %14s %8s\n", "NAME", "ARCH", "QUANT", "PARAMS", "CONTEXT");
+    for (size_t i = 0; i < n; i++)
+        printf("%-24s %-10s %-8s %14llu %8u\n", m[i].name, m[i].arch, m[i].quant,
+               (unsigned long long)m[i].n_params, m[i].n_ctx);
+    return 0;
+}
+
+int cmd_stats(int argc, char **argv)
+{
+    const char *sock = NULL;
+    bool json = false;
+    int a = info_args("stats", argc, argv, &sock, &json);
+    if (a)
+        return a - 1;
+    struct infer_client *c;
+    const char *path = ccli_socket(sock);
+    if (ccli_connect("stats", path, NULL, &c))
+        return 1;
+    struct infer_stats s;
+    int rc = infer_stats(c, &s);
+    infer_close(c);
+    if (rc) {
+        fprintf(stderr, "inferctl stats: %s\n", strerror(-rc));
+        return 1;
+    }
+    const struct {
+        const char *name;
+        uint64_t v;
+    } rows[] = {
+        {"requests_running", s.requests_running},
+        {"requests_waiting", s.requests_waiting},
+        {"requests_finished", s.requests_finished},
+        {"prompt_tokens", s.prompt_tokens},
+        {"generated_tokens", s.generated_tokens},
+        {"kv_blocks_total", s.kv_blocks_total},
+        {"kv_blocks_used", s.kv_blocks_used},
+        {"prefix_cache_queries", s.prefix_cache_queries},
+        {"prefix_cache_hits", s.prefix_cache_hits},
+        {"preemptions", s.preemptions},
+    };
+    if (json) {
+        json_t *o = json_object();
+        for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+            json_object_set_new(o, rows[i].name, json_integer((json_int_t)rows[i].v));
+        info_print_json(o);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        printf("%-22s %llu\n", rows[i].name, (unsigned long long)rows[i].v);
+    return 0;
+}
