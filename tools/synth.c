@@ -243,14 +243,13 @@ static float sy_rope_factor(const struct synth_preset *ps, uint64_t i)
 
 /* Values k0 .. k0+n-1 of the stream `key`: four 16-bit uniforms summed
  * (mean 131070, variance (2^32 - 1) / 3), centred, times scale. Integer
- * arithmetic and one multiply per value, so every clone gives the same bits.
- * The hot loop of synth: x86-64 gets AVX2 and AVX-512 clones (the 64-bit
- * multiplies vectorize there, not with the baseline SSE2). */
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && \
-    !defined(INFERD_NO_TARGET_CLONES)
-__attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
-#endif
-static void sy_gen_normal(uint64_t key, uint64_t k0, uint64_t n, float scale, float *dst)
+ * arithmetic and one multiply per value, so every ISA gives the same bits.
+ * The hot loop of synth: on x86-64 it is also compiled for AVX2 and AVX-512
+ * (the 64-bit multiplies vectorize there, not with the baseline SSE2) and
+ * chosen at run time (a plain CPU check: no ifunc, which some sanitizers
+ * cannot start with). */
+static inline __attribute__((always_inline)) void
+sy_gen_normal_body(uint64_t key, uint64_t k0, uint64_t n, float scale, float *dst)
 {
     for (uint64_t k = 0; k < n; k++) {
         uint64_t r = sy_mix(key + (k0 + k + 1) * SY_GOLDEN);
@@ -258,6 +257,35 @@ static void sy_gen_normal(uint64_t key, uint64_t k0, uint64_t n, float scale, fl
                     (int32_t)((r >> 32) & 0xffff) + (int32_t)(r >> 48) - 131070;
         dst[k] = (float)s * scale;
     }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx2"))) static void sy_gen_normal_avx2(uint64_t key, uint64_t k0,
+                                                               uint64_t n, float scale, float *dst)
+{
+    sy_gen_normal_body(key, k0, n, scale, dst);
+}
+
+__attribute__((target("avx512f,avx512dq,avx512vl,avx512bw"))) static void
+sy_gen_normal_avx512(uint64_t key, uint64_t k0, uint64_t n, float scale, float *dst)
+{
+    sy_gen_normal_body(key, k0, n, scale, dst);
+}
+#endif
+
+static void sy_gen_normal(uint64_t key, uint64_t k0, uint64_t n, float scale, float *dst)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (__builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl")) {
+        sy_gen_normal_avx512(key, k0, n, scale, dst);
+        return;
+    }
+    if (__builtin_cpu_supports("avx2")) {
+        sy_gen_normal_avx2(key, k0, n, scale, dst);
+        return;
+    }
+#endif
+    sy_gen_normal_body(key, k0, n, scale, dst);
 }
 
 void synth_tensor_fill(const struct synth_params *p, const struct synth_tensor *t,
