@@ -18,5 +18,10 @@ int cmd_bench_ipc(int argc, char **argv);
 /* `inferctl bench --socket PATH ...`: the load generator (cmd_loadgen.c). */
 int cmd_bench_serve(int argc, char **argv);
 int cmd_bench_sched(int argc, char **argv);
+/* Observability (cmd_bpf.c, cmd_top.c): BPF programs on the USDT probes,
+ * a live view, the Prometheus exposition. */
+int cmd_bpf(int argc, char **argv);
+int cmd_top(int argc, char **argv);
+int cmd_metrics(int argc, char **argv);
 
 #endif

@@ -20,6 +20,9 @@ static const struct inferctl_cmd inferctl_cmds[] = {
     {"submit", cmd_submit, "generate text through a running inferd"},
     {"models", cmd_models, "list the models a running inferd serves"},
     {"stats", cmd_stats, "a running inferd's counters"},
+    {"bpf", cmd_bpf, "attach/detach the eBPF programs to a running inferd's probes"},
+    {"top", cmd_top, "live view of a running inferd (BPF maps or its stats)"},
+    {"metrics", cmd_metrics, "Prometheus metrics of a running inferd"},
     {"bench-ipc", cmd_bench_ipc, "IPC round trips (echo daemon) against a Unix-socket baseline"},
 };
 

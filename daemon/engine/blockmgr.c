@@ -1,6 +1,7 @@
 /* blockmgr.c - reference-counted KV blocks and the prefix cache. See
  * blockmgr.h. Hashing uses xxHash (XXH3, 64 bits). */
 #include "blockmgr.h"
+#include "probes.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -98,6 +99,7 @@ static void bm_table_remove(struct bm *m, uint32_t id)
 uint32_t bm_alloc(struct bm *m)
 {
     uint32_t id;
+    int source = 0;
     if (m->n_free) {
         id = m->free_ids[--m->n_free];
     } else if (m->lru_head != BM_NONE) {
@@ -105,11 +107,13 @@ uint32_t bm_alloc(struct bm *m)
         bm_lru_remove(m, id);
         bm_table_remove(m, id);
         m->stats.evictions++;
+        source = 1;
     } else {
         return BM_NONE;
     }
     m->blocks[id].ref = 1;
     m->blocks[id].cached = false;
+    INFERD_PROBE3(kv_alloc, id, bm_in_use(m), source);
     return id;
 }
 
@@ -127,6 +131,7 @@ void bm_unref(struct bm *m, uint32_t id)
         bm_lru_push(m, id);
     else
         m->free_ids[m->n_free++] = id;
+    INFERD_PROBE3(kv_free, id, bm_in_use(m), (int)b->cached);
 }
 
 uint64_t bm_salt_hash(const char *salt, size_t len)
@@ -147,9 +152,12 @@ uint32_t bm_lookup(struct bm *m, uint64_t parent, const int32_t *tokens)
         struct bm_block *b = &m->blocks[id];
         if (b->hash == h && b->parent == parent &&
             memcmp(b->tokens, tokens, sizeof b->tokens) == 0) {
-            if (b->ref == 0)
+            bool revived = b->ref == 0;
+            if (revived)
                 bm_lru_remove(m, id);
             b->ref++;
+            if (revived)
+                INFERD_PROBE3(kv_alloc, id, bm_in_use(m), 2);
             return id;
         }
     }

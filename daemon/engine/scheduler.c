@@ -1,6 +1,7 @@
 /* scheduler.c - continuous batching with chunked prefill, prefix caching,
  * copy-on-write forks and preemption by recomputation. See scheduler.h. */
 #include "scheduler.h"
+#include "probes.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -50,6 +51,7 @@ struct sched_req {
     uint32_t cached_prompt_tokens, generated, preemptions;
     uint32_t cache_queries, cache_hits;
     bool admitted_once;
+    uint8_t last_finish;     /* enum gen_finish of the last sample done (probes) */
 };
 
 struct sched {
@@ -316,6 +318,13 @@ static void req_end(struct sched *s, struct sched_req *r, enum sched_ev_type typ
     ev.cache_hits = r->cache_hits;
     ev.error = error;
     ev.time = r->t.finished;
+    if (type == SCHED_EV_CANCELLED)
+        INFERD_PROBE2(request_cancelled, r->id, r->generated);
+    INFERD_PROBE6(request_finished, r->id,
+                  type == SCHED_EV_FINISHED    ? (int)r->last_finish
+                  : type == SCHED_EV_CANCELLED ? (int)INFERD_PROBE_CANCELLED
+                                               : (int)INFERD_PROBE_ERROR,
+                  r->n_prompt, r->generated, r->t.finished - r->t.queued, r->cached_prompt_tokens);
     req_unlink(s, r);
     if (type == SCHED_EV_FINISHED)
         s->st.finished++;
@@ -514,6 +523,7 @@ int sched_submit(struct sched *s, const struct sched_request *in, uint64_t *id, 
     s->reqs[s->n_reqs++] = r;
     list_insert(s->waiting, &s->n_waiting, q);
     s->st.prompt_tokens += r->n_prompt;
+    INFERD_PROBE4(request_queued, r->id, r->n_prompt, r->max_tokens, r->n);
     if (id)
         *id = r->id;
     return 0;
@@ -538,6 +548,7 @@ int sched_cancel(struct sched *s, uint64_t id)
 
 static void sched_preempt(struct sched *s, struct sched_seq *q)
 {
+    INFERD_PROBE3(request_preempted, q->req->id, q->sample, q->tbl.n_blocks);
     seq_release_blocks(s, q);
     list_remove(s->running, &s->n_running, q);
     q->running = false;
@@ -652,8 +663,13 @@ static int sched_sample(struct sched *s, struct sched_seq *q, const float *logit
         ev.token = id;
         uint64_t now = sched_now_ns();
         ev.time = now;
-        if (!r->t.first_token)
+        INFERD_PROBE4(request_token, r->id, q->sample, r->generated,
+                      r->t.last_token ? now - r->t.last_token : 0);
+        if (!r->t.first_token) {
             r->t.first_token = now;
+            INFERD_PROBE3(request_first_token, r->id, now - r->t.queued,
+                          now - r->t.scheduled);
+        }
         r->t.last_token = now;
         if (tok_is_eog(e->tok, id)) {
             done = true;
@@ -679,6 +695,8 @@ static int sched_sample(struct sched *s, struct sched_seq *q, const float *logit
     ev.sample_done = done;
     ev.finish = fin;
     ev.text = stopstr_take(&q->text, done, (const char *const *)r->stop, r->n_stop, &ev.text_len);
+    if (done)
+        r->last_finish = (uint8_t)fin;
     if (ev.token >= 0 || done) {
         if (s->fn)
             s->fn(s->ud, &ev);
@@ -734,12 +752,17 @@ int sched_step(struct sched *s)
         r->cache_hits += q->lookup_hits;
         s->bm.stats.queries += q->lookup_queries;
         s->bm.stats.hits += q->lookup_hits;
+        INFERD_PROBE5(prefix_query, r->id, q->lookup_queries * KV_BLOCK_TOKENS,
+                      q->lookup_hits * KV_BLOCK_TOKENS, q->lookup_queries, q->lookup_hits);
+        bool readmission = r->admitted_once;
         if (!r->admitted_once) {
             r->admitted_once = true;
             r->t.scheduled = sched_now_ns();
             r->cached_prompt_tokens = q->n_computed;
             s->st.cached_prompt_tokens += q->n_computed;
         }
+        INFERD_PROBE4(request_admitted, r->id, readmission ? 0 : r->t.scheduled - r->t.queued,
+                      q->n_computed, (int)readmission);
         list_remove(s->waiting, &s->n_waiting, q);
         q->running = true;
         list_insert(s->running, &s->n_running, q);
@@ -750,11 +773,13 @@ int sched_step(struct sched *s)
         return 0;
 
     /* The flat batch. */
+    uint64_t t_step = sched_now_ns();
     uint32_t n_tok = 0, n_rows = 0;
     for (uint32_t i = 0; i < s->n_step; i++) {
         n_tok += s->step[i]->step_new;
         n_rows += s->step[i]->step_logits;
     }
+    INFERD_PROBE4(step_begin, s->st.steps, n_tok, s->n_step, s->n_waiting);
     int rc = sched_batch_reserve(s, n_tok, n_rows);
     if (rc)
         return rc;
@@ -788,6 +813,7 @@ int sched_step(struct sched *s)
         for (uint32_t j = 0; j < n_dead; j++)
             req_end(s, dead[j], SCHED_EV_ERROR, rc);
         free(dead);
+        INFERD_PROBE5(step_end, s->st.steps - 1, n_tok, s->n_step, sched_now_ns() - t_step, rc);
         return rc;
     }
     s->st.tokens_processed += n_tok;
@@ -851,6 +877,7 @@ int sched_step(struct sched *s)
             return rc;
         }
     }
+    INFERD_PROBE5(step_end, s->st.steps - 1, n_tok, s->n_step, sched_now_ns() - t_step, 0);
     return (int)n_tok;
 }
 
