@@ -47,6 +47,7 @@ struct infer_client {
     size_t lp_cap;
     struct infer_top_logprob *top;
     size_t top_cap;
+    uint8_t finish1; /* DONE of a request with n = 1: its sample_finish */
 };
 
 uint64_t cl_now_ns(void);

@@ -24,6 +24,7 @@ void infer_request_init(struct infer_request *r)
     };
     r->max_tokens = 256;
     r->stream = true;
+    r->n = 1;
 }
 
 const char *infer_finish_name(enum infer_finish f)
@@ -129,6 +130,7 @@ int infer_submit(struct infer_client *c, const struct infer_request *r, uint64_t
     if (r->cache_salt)
         q.cache_salt = (struct wire_str){r->cache_salt, strlen(r->cache_salt)};
     q.logprobs = r->logprobs;
+    q.n = r->n; /* 0 is sent as is: the daemon refuses it */
     struct wire_str *stops = NULL;
     if (r->n_stop) {
         stops = calloc(r->n_stop, sizeof *stops);
@@ -184,6 +186,7 @@ static int cl_decode_chunk(struct infer_client *c, const struct wire_token_chunk
 {
     ev->type = INFER_EV_TOKENS;
     ev->request_id = t->client_request_id;
+    ev->sample = t->sample;
     ev->tokens = t->tokens;
     ev->n_tokens = t->tokens ? t->n_tokens : 0;
     if (cl_grow((void **)&c->text, &c->text_cap, t->text_len + 1, 1))
@@ -250,6 +253,14 @@ int cl_decode_event(struct infer_client *c, const void *buf, size_t len, struct 
         ev->scheduled_ns = d->timings.scheduled_ns;
         ev->first_token_ns = d->timings.first_token_ns;
         ev->finished_ns = d->timings.finished_ns;
+        if (d->sample_finish) { /* points into the message, kept until the next event */
+            ev->sample_finish = d->sample_finish;
+            ev->n_samples = d->n_sample_finish;
+        } else {
+            c->finish1 = (uint8_t)d->finish_reason;
+            ev->sample_finish = &c->finish1;
+            ev->n_samples = 1;
+        }
         return 0;
     }
     case WIRE_ERROR:

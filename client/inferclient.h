@@ -115,6 +115,13 @@ struct infer_request {
     int32_t priority;             /* higher runs first; 0 */
     const char *cache_salt;       /* NULL: the shared prefix cache */
     uint32_t logprobs;            /* top-N alternatives per token; 0: none */
+    /* Parallel samples of the prompt (1; at most the daemon's max-n): sample
+     * j samples with seed + j, exactly as a lone request with that seed
+     * would. Each sample counts as one request (and its prompt + max_tokens)
+     * against the session's limits. TOKENS events say which sample they
+     * belong to; the one DONE carries every sample's finish reason.
+     * (Added after the first release: set it through infer_request_init.) */
+    uint32_t n;
 };
 
 void infer_request_init(struct infer_request *r);
@@ -174,10 +181,16 @@ struct infer_event {
     const float *logprobs;               /* n_tokens entries, or NULL (-inf: not in the top N) */
     const struct infer_top_logprob *top; /* n_tokens * n_top entries, most probable first */
     size_t n_top;
+    uint32_t sample; /* TOKENS: which of the request's n samples (0 .. n-1) */
     /* DONE */
-    enum infer_finish finish;
+    enum infer_finish finish; /* sample 0's (the request's when n = 1) */
     uint32_t prompt_tokens, cached_prompt_tokens, generated_tokens;
     uint64_t queued_ns, scheduled_ns, first_token_ns, finished_ns; /* daemon's CLOCK_MONOTONIC */
+    /* DONE: the finish reason of every sample, sample j at [j] (enum
+     * infer_finish values); n_samples = the request's n. For n = 1 it is
+     * the one reason, finish. */
+    const uint8_t *sample_finish;
+    size_t n_samples;
     /* ERROR */
     enum infer_error error;
     const char *message; /* NUL-terminated */

@@ -207,6 +207,7 @@ struct wire_token_chunk {
     const uint8_t *text; /* NULL: absent */
     size_t text_len;
     struct wire_token_logprobs_list logprobs;
+    uint32_t sample; /* 0: of the request's n samples */
 };
 
 struct wire_usage {
@@ -225,9 +226,13 @@ struct wire_timings {
 
 struct wire_done {
     uint64_t client_request_id;
-    enum wire_finish_reason finish_reason;
+    enum wire_finish_reason finish_reason; /* sample 0's */
     struct wire_usage usage;
     struct wire_timings timings;
+    /* Per sample (n > 1): wire_finish_reason values, sample j at [j]; NULL:
+     * absent. Unknown values are kept, as for finish_reason. */
+    const uint8_t *sample_finish;
+    size_t n_sample_finish;
 };
 
 struct wire_error {

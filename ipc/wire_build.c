@@ -190,6 +190,7 @@ static wb_ref build_token_chunk(struct wire_builder *b, const struct wire_msg *m
     wb_add_ref(b, F_TOKEN_CHUNK_TOKENS, tokens);
     wb_add_ref(b, F_TOKEN_CHUNK_TEXT, text);
     wb_add_ref(b, F_TOKEN_CHUNK_LOGPROBS, lps);
+    wb_add_u32(b, F_TOKEN_CHUNK_SAMPLE, c->sample, 0);
     return wb_table_end(b, false);
 }
 
@@ -207,12 +208,14 @@ static wb_ref build_done(struct wire_builder *b, const struct wire_msg *m)
     wb_add_u64(b, F_TIMINGS_FIRST_TOKEN_NS, d->timings.first_token_ns, 0);
     wb_add_u64(b, F_TIMINGS_FINISHED_NS, d->timings.finished_ns, 0);
     wb_ref timings = wb_table_end(b, true);
+    wb_ref sample_finish = build_array(b, d->sample_finish, d->n_sample_finish, 1);
     if ((unsigned)d->finish_reason > UINT8_MAX)
         wb_fail(b, -EINVAL);
     wb_table_start(b);
     wb_add_u64(b, F_DONE_CLIENT_REQUEST_ID, d->client_request_id, 0);
     wb_add_ref(b, F_DONE_USAGE, usage);
     wb_add_ref(b, F_DONE_TIMINGS, timings);
+    wb_add_ref(b, F_DONE_SAMPLE_FINISH, sample_finish);
     wb_add_u8(b, F_DONE_FINISH_REASON, (uint8_t)d->finish_reason, 0);
     return wb_table_end(b, false);
 }

@@ -66,6 +66,7 @@ enum {
     F_TOKEN_CHUNK_TOKENS = 1,
     F_TOKEN_CHUNK_TEXT = 2,
     F_TOKEN_CHUNK_LOGPROBS = 3,
+    F_TOKEN_CHUNK_SAMPLE = 4,
 };
 enum {
     F_USAGE_PROMPT_TOKENS = 0,
@@ -83,6 +84,7 @@ enum {
     F_DONE_FINISH_REASON = 1,
     F_DONE_USAGE = 2,
     F_DONE_TIMINGS = 3,
+    F_DONE_SAMPLE_FINISH = 4,
 };
 enum { F_ERROR_CLIENT_REQUEST_ID = 0, F_ERROR_CODE = 1, F_ERROR_MESSAGE = 2 };
 enum {

@@ -290,6 +290,7 @@ static void read_token_chunk(const struct rtab *r, struct wire_msg *m)
     o->text = rt_vec(r, F_TOKEN_CHUNK_TEXT, &o->text_len);
     o->logprobs.items = NULL;
     o->logprobs.vec = rt_vec(r, F_TOKEN_CHUNK_LOGPROBS, &o->logprobs.n);
+    o->sample = rt_u32(r, F_TOKEN_CHUNK_SAMPLE, 0);
 }
 
 static void read_done(const struct rtab *r, struct wire_msg *m)
@@ -298,6 +299,7 @@ static void read_done(const struct rtab *r, struct wire_msg *m)
     struct rtab s;
     o->client_request_id = rt_u64(r, F_DONE_CLIENT_REQUEST_ID, 0);
     o->finish_reason = (enum wire_finish_reason)rt_u8(r, F_DONE_FINISH_REASON, 0);
+    o->sample_finish = rt_vec(r, F_DONE_SAMPLE_FINISH, &o->n_sample_finish);
     memset(&o->usage, 0, sizeof o->usage);
     if (rt_sub(r, F_DONE_USAGE, &s)) {
         o->usage.prompt_tokens = rt_u32(&s, F_USAGE_PROMPT_TOKENS, 0);

@@ -83,6 +83,7 @@ static const struct wire_field_desc token_chunk_fields[] = {
     VEC_SCALAR("tokens", F_TOKEN_CHUNK_TOKENS, 4),
     VEC_SCALAR("text", F_TOKEN_CHUNK_TEXT, 1),
     VEC_TABLE("logprobs", F_TOKEN_CHUNK_LOGPROBS, WT_TOKEN_LOGPROBS),
+    SCALAR("sample", F_TOKEN_CHUNK_SAMPLE, 4),
 };
 
 static const struct wire_field_desc usage_fields[] = {
@@ -103,6 +104,7 @@ static const struct wire_field_desc done_fields[] = {
     SCALAR("finish_reason", F_DONE_FINISH_REASON, 1),
     TABLE("usage", F_DONE_USAGE, WT_USAGE),
     TABLE("timings", F_DONE_TIMINGS, WT_TIMINGS),
+    VEC_SCALAR("sample_finish", F_DONE_SAMPLE_FINISH, 1),
 };
 
 static const struct wire_field_desc error_fields[] = {

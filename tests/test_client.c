@@ -412,7 +412,8 @@ START_TEST(test_request_errors)
         {"model", INFER_ERR_UNKNOWN_MODEL},     {"token", INFER_ERR_INVALID_PARAMS},
         {"long", INFER_ERR_PROMPT_TOO_LONG},    {"top_p", INFER_ERR_INVALID_PARAMS},
         {"nan", INFER_ERR_INVALID_PARAMS},      {"logprobs", INFER_ERR_INVALID_PARAMS},
-        {"stops", INFER_ERR_INVALID_PARAMS},
+        {"stops", INFER_ERR_INVALID_PARAMS},    {"n0", INFER_ERR_INVALID_PARAMS},
+        {"nbig", INFER_ERR_INVALID_PARAMS},     {"nquota", INFER_ERR_QUOTA_EXCEEDED},
     };
     static int32_t many[5000];
     const char *stops[20];
@@ -438,6 +439,12 @@ START_TEST(test_request_errors)
             q.sampling.temperature = NAN;
         else if (!strcmp(w, "logprobs"))
             q.logprobs = 1000;
+        else if (!strcmp(w, "n0"))
+            q.n = 0;
+        else if (!strcmp(w, "nbig"))
+            q.n = 17; /* above the default max-n of 16 */
+        else if (!strcmp(w, "nquota"))
+            q.n = 3; /* three sequences, the session may run two */
         else if (!strcmp(w, "stops")) {
             q.stop = stops;
             q.n_stop = 20;
@@ -484,6 +491,76 @@ START_TEST(test_request_errors)
     ck_assert_int_eq(collect(c, id, &r), 0);
     ck_assert_int_eq(r.error, INFER_ERR_QUOTA_EXCEEDED);
     infer_close(c);
+    ck_assert_int_eq(dtest_stop(&d, 10000), 0);
+}
+END_TEST
+
+/* n = 4 parallel samples in one request: sample j equals a lone request
+ * with seed + j, each stream complete, one DONE with every finish reason. */
+START_TEST(test_parallel_n)
+{
+    enum { N = 4, MAX = 24 };
+    struct dtest_daemon d;
+    dtest_start(&d, true, NULL);
+    struct infer_client *c = connect_ok(&d);
+    static struct result ref[N];
+    struct infer_request q;
+    uint64_t id;
+    for (int j = 0; j < N; j++) {
+        infer_request_init(&q);
+        q.prompt = "Once upon a time";
+        q.sampling.temperature = 1.0f;
+        q.sampling.seed = 4242 + (uint64_t)j;
+        q.max_tokens = MAX;
+        ck_assert_int_eq(infer_submit(c, &q, &id), 0);
+        ck_assert_int_eq(collect(c, id, &ref[j]), 0);
+        ck_assert_int_eq(ref[j].end, INFER_EV_DONE);
+    }
+    for (int stream = 1; stream >= 0; stream--) {
+        infer_request_init(&q);
+        q.prompt = "Once upon a time";
+        q.sampling.temperature = 1.0f;
+        q.sampling.seed = 4242;
+        q.max_tokens = MAX;
+        q.n = N;
+        q.stream = stream;
+        ck_assert_int_eq(infer_submit(c, &q, &id), 0);
+        static int32_t tok[N][MAX + 1];
+        size_t nt[N] = {0};
+        uint8_t fin[N] = {0};
+        uint32_t gen = 0;
+        for (;;) {
+            struct infer_event ev;
+            ck_assert_int_eq(infer_next_event(c, &ev, 60000), 0);
+            if (ev.request_id != id)
+                continue;
+            ck_assert_int_ne(ev.type, INFER_EV_ERROR);
+            if (ev.type == INFER_EV_TOKENS) {
+                ck_assert_uint_lt(ev.sample, N);
+                for (size_t i = 0; i < ev.n_tokens; i++) {
+                    ck_assert_uint_le(nt[ev.sample], MAX);
+                    tok[ev.sample][nt[ev.sample]++] = ev.tokens[i];
+                }
+                continue;
+            }
+            ck_assert_uint_eq(ev.n_samples, N);
+            memcpy(fin, ev.sample_finish, N);
+            ck_assert_int_eq(ev.finish, fin[0]);
+            gen = ev.generated_tokens;
+            break;
+        }
+        uint32_t total = 0;
+        for (int j = 0; j < N; j++) {
+            ck_assert_msg(nt[j] == ref[j].n_tokens, "stream %d sample %d: %zu tokens, lone %zu",
+                          stream, j, nt[j], ref[j].n_tokens);
+            ck_assert_int_eq(memcmp(tok[j], ref[j].tokens, nt[j] * 4), 0);
+            ck_assert_int_eq(fin[j], ref[j].finish);
+            total += (uint32_t)nt[j];
+        }
+        ck_assert_uint_eq(gen, total);
+    }
+    infer_close(c);
+    ck_assert(wait_idle(&d, 5000));
     ck_assert_int_eq(dtest_stop(&d, 10000), 0);
 }
 END_TEST
@@ -652,6 +729,7 @@ static Suite *client_suite(void)
     tcase_add_test(tc, test_options);
     tcase_add_test(tc, test_cancel);
     tcase_add_test(tc, test_request_errors);
+    tcase_add_test(tc, test_parallel_n);
     tcase_add_test(tc, test_kill9_client);
     tcase_add_test(tc, test_sigterm_drain);
     tcase_add_test(tc, test_startup_errors);

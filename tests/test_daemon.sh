@@ -108,7 +108,7 @@ import json,sys
 o=json.load(open(sys.argv[1]))
 for k in ['requests_running','requests_waiting','requests_finished','prompt_tokens','generated_tokens','kv_blocks_total','kv_blocks_used','prefix_cache_queries','prefix_cache_hits','preemptions']:
     assert k in o, k
-assert o['requests_finished']>=8 and o['kv_blocks_total']>0 and o['kv_blocks_used']==0, o" "$tmp/stats.out"
+assert o['requests_finished']>=6 and o['kv_blocks_total']>0 and o['kv_blocks_used']==0, o" "$tmp/stats.out"
 "$bin" models --socket "$sock" | grep -q stories
 check "models (text)" test $? -eq 0
 

@@ -45,7 +45,9 @@ SUBTABLES = {
     ("Models", "models"): "ModelInfo",
 }
 # Enum-typed fields: fixtures name the value, the generated code uses ints.
-ENUM_FIELDS = {"finish_reason": "FinishReason", "code": "ErrorCode", "body_type": "Body"}
+# A vector of an enum is listed as "field[]" (its elements).
+ENUM_FIELDS = {"finish_reason": "FinishReason", "code": "ErrorCode", "body_type": "Body",
+               "sample_finish[]": "FinishReason"}
 
 
 def snake(name):
@@ -188,6 +190,9 @@ def build_obj(wire, table, data):
             continue
         if key in ENUM_FIELDS and isinstance(val, str):
             val = wire.enum_value(ENUM_FIELDS[key], val)
+        if key + "[]" in ENUM_FIELDS and isinstance(val, list):
+            val = [wire.enum_value(ENUM_FIELDS[key + "[]"], v) if isinstance(v, str) else v
+                   for v in val]
         sub = SUBTABLES.get((table, key))
         if key == "body":
             val = build_obj(wire, data["body_type"], val)

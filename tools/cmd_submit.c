@@ -1,8 +1,8 @@
 /* cmd_submit.c - `inferctl submit`: generation through a running inferd.
  * The same generation flags and output as `inferctl run`: one prompt
  * streams its text to stdout as it arrives; several prompts (and
- * --parallel samples of each, sample j seeded with seed + j as the
- * scheduler does) run concurrently on one session and print in input order
+ * --parallel samples of each: one request with n = N, sample j seeded with
+ * seed + j by the scheduler) run concurrently on one session and print in input order
  * when done. With --json, one JSON line per sequence:
  * {"prompt_tokens":[...],"n_prompt_tokens":N,"tokens":[...],"text":"...",
  *  "top_probs":[[[id,p],...],...],"cached_prompt_tokens":N,"finish_reason":"..."}
@@ -163,11 +163,13 @@ static int sub_print_json(const int32_t *prompt, size_t n_prompt, const struct s
     return 0;
 }
 
-static struct sub_seq *sub_find(struct sub_seq *seqs, size_t n, uint64_t id)
+/* The first sequence (sample 0) of the request with this id, among the
+ * n_req requests submitted so far (request k owns seqs[k * par ...]). */
+static struct sub_seq *sub_find(struct sub_seq *seqs, size_t n_req, size_t par, uint64_t id)
 {
-    for (size_t i = 0; i < n; i++)
-        if (seqs[i].id == id)
-            return &seqs[i];
+    for (size_t k = 0; k < n_req; k++)
+        if (seqs[k * par].id == id)
+            return &seqs[k * par];
     return NULL;
 }
 
@@ -307,15 +309,17 @@ int cmd_submit(int argc, char **argv)
     bool stream = n_seqs == 1; /* as run: the text streams, --json or not */
     uint64_t base_seed = req.sampling.seed;
     uint64_t t0 = ccli_now_ns();
+    /* One request per prompt with n = --parallel; each sample counts as one
+     * request against the session's limit. */
     size_t next = 0, running = 0, finished = 0;
     struct infer_limits lim;
     infer_get_limits(cl, &lim);
     size_t window = lim.max_concurrent_requests ? lim.max_concurrent_requests : 1;
     int failed = 0;
-    while (finished < n_seqs) {
-        /* Keep up to the session's limit of requests in flight. */
-        while (next < n_seqs && running < window) {
-            size_t k = next / parallel, j = next % parallel;
+    req.n = parallel;
+    while (finished < np) {
+        while (next < np && (running == 0 || (running + 1) * parallel <= window)) {
+            size_t k = next;
             if (tok_prompt) {
                 req.prompt = NULL;
                 req.prompt_tokens = tok_prompt;
@@ -326,8 +330,8 @@ int cmd_submit(int argc, char **argv)
                 if (!req.prompt_len)
                     req.prompt = ""; /* the daemon starts from BOS */
             }
-            req.sampling.seed = base_seed + j;
-            int r = infer_submit(cl, &req, &seqs[next].id);
+            req.sampling.seed = base_seed; /* sample j: base_seed + j */
+            int r = infer_submit(cl, &req, &seqs[next * parallel].id);
             if (r) {
                 fprintf(stderr, "inferctl submit: cannot submit: %s\n", strerror(-r));
                 goto out;
@@ -347,35 +351,41 @@ int cmd_submit(int argc, char **argv)
                     ev.message);
             continue;
         }
-        struct sub_seq *q = sub_find(seqs, next, ev.request_id);
-        if (!q || q->done)
+        struct sub_seq *head = sub_find(seqs, next, parallel, ev.request_id);
+        if (!head || head->done)
             continue;
         if (ev.type == INFER_EV_TOKENS) {
+            if (ev.sample >= parallel)
+                continue; /* not a sample this request has */
+            struct sub_seq *q = head + ev.sample;
             if (!q->first_ns)
                 q->first_ns = ccli_now_ns();
             if (sub_tokens(q, &ev, top_k, stream)) {
                 fprintf(stderr, "inferctl submit: out of memory\n");
                 goto out;
             }
-            if (cancel_after && q->n_tokens >= cancel_after && !q->cancel_sent) {
-                q->cancel_sent = true;
-                if ((r = infer_cancel(cl, q->id)))
+            if (cancel_after && q->n_tokens >= cancel_after && !head->cancel_sent) {
+                head->cancel_sent = true;
+                if ((r = infer_cancel(cl, head->id)))
                     fprintf(stderr, "inferctl submit: cannot cancel: %s\n", strerror(-r));
             }
             continue;
         }
-        q->done = true;
+        head->done = true;
         running--;
         finished++;
         if (ev.type == INFER_EV_ERROR) {
             fprintf(stderr, "inferctl submit: request %zu refused: %s: %s\n",
-                    (size_t)(q - seqs) / parallel + 1, infer_error_name(ev.error), ev.message);
+                    (size_t)(head - seqs) / parallel + 1, infer_error_name(ev.error), ev.message);
             failed++;
             continue;
         }
-        q->finish = ev.finish;
-        q->prompt_tokens = ev.prompt_tokens;
-        q->cached = ev.cached_prompt_tokens;
+        for (size_t j = 0; j < parallel; j++) {
+            struct sub_seq *q = head + j;
+            q->finish = j < ev.n_samples ? (enum infer_finish)ev.sample_finish[j] : ev.finish;
+            q->prompt_tokens = ev.prompt_tokens;
+            q->cached = ev.cached_prompt_tokens;
+        }
     }
     uint64_t t1 = ccli_now_ns();
     if (stream && !failed)

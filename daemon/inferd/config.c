@@ -47,6 +47,7 @@ static const struct cfg_opt cfg_opts[] = {
     {"max-sessions", CFG_U32, OFF(max_sessions), 1, 4096, "N  connected clients at most (default 256)"},
     {"max-sessions-per-uid", CFG_U32, OFF(max_sessions_per_uid), 1, 4096, "N  connected clients of one user at most (default 128)"},
     {"max-concurrent", CFG_U32, OFF(max_concurrent), 1, 4096, "N  live requests per session (default 16)"},
+    {"max-n", CFG_U32, OFF(max_n), 1, 1024, "N  parallel samples (Request.n) per request at most (default 16)"},
     {"max-queued-tokens", CFG_U32, OFF(max_queued_tokens), 1, 1u << 30, "N  prompt + max tokens over a session's requests (default 65536)"},
     {"submit-ring-bytes", CFG_U32, OFF(submit_ring_bytes), 4096, 64u << 20, "N  client -> daemon ring, power of two (default 65536)"},
     {"completion-ring-bytes", CFG_U32, OFF(completion_ring_bytes), 4096, 64u << 20, "N  daemon -> client ring, power of two (default 262144)"},
@@ -80,6 +81,7 @@ void cfg_default(struct inferd_config *c)
     c->max_sessions_per_uid = 128;
     c->max_concurrent = 16;
     c->max_queued_tokens = 65536;
+    c->max_n = 16;
     c->submit_ring_bytes = 65536;
     c->completion_ring_bytes = 262144;
     c->max_message_bytes = 65536;

@@ -38,7 +38,8 @@ struct inferd_config {
     uint32_t max_sessions;
     uint32_t max_sessions_per_uid;
     uint32_t max_concurrent;    /* requests per session */
-    uint32_t max_queued_tokens; /* prompt + max_tokens over a session's live requests */
+    uint32_t max_queued_tokens; /* (prompt + max_tokens) x n over a session's live requests */
+    uint32_t max_n;             /* parallel samples (Request.n) per request */
     uint32_t submit_ring_bytes;
     uint32_t completion_ring_bytes;
     uint32_t max_message_bytes;

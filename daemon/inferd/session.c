@@ -13,21 +13,27 @@
 #include <string.h>
 #include <unistd.h>
 
-/* A live request of the session. */
+/* stream = false: what one sample produced so far, sent as one TokenChunk
+ * at the end (or earlier when it grows near the message limit). */
+struct sess_acc {
+    int32_t *tok;
+    float *lp;                    /* logprob of each token */
+    struct wire_top_logprob *top; /* logprobs entries per token */
+    size_t n, cap;
+    char *text;
+    size_t n_text, cap_text;
+};
+
+/* A live request of the session: n samples (sequences). */
 struct sess_req {
     uint64_t creq_id, ticket;
     uint32_t worker;
+    uint32_t n;      /* samples; charged to the concurrent-request quota */
     uint64_t tokens; /* charged to the session's queued-token quota */
     bool stream, cancel_sent;
     uint32_t logprobs;
-    enum gen_finish finish;
-    /* stream = false: everything so far, sent as one TokenChunk at the end */
-    int32_t *acc_tok;
-    float *acc_lp;                    /* logprob of each token */
-    struct wire_top_logprob *acc_top; /* logprobs entries per token */
-    size_t n_acc, cap_acc;
-    char *acc_text;
-    size_t n_text, cap_text;
+    uint8_t *finish;      /* n entries: each sample's wire_finish_reason */
+    struct sess_acc *acc; /* stream = false: n entries */
 };
 
 /* One message waiting for room in the completion ring. */
@@ -112,10 +118,14 @@ fail:
 
 static void sess_req_clear(struct sess_req *r)
 {
-    free(r->acc_tok);
-    free(r->acc_lp);
-    free(r->acc_top);
-    free(r->acc_text);
+    for (uint32_t i = 0; r->acc && i < r->n; i++) {
+        free(r->acc[i].tok);
+        free(r->acc[i].lp);
+        free(r->acc[i].top);
+        free(r->acc[i].text);
+    }
+    free(r->acc);
+    free(r->finish);
     memset(r, 0, sizeof *r);
 }
 
@@ -267,6 +277,7 @@ static struct sess_req *sess_find(struct sess *s, uint64_t creq)
 static void sess_req_remove(struct sess_ctx *ctx, struct sess *s, struct sess_req *r)
 {
     s->queued_tokens -= r->tokens;
+    s->n_seqs -= r->n;
     ctx->live_requests--;
     sess_req_clear(r);
     uint32_t i = (uint32_t)(r - s->reqs);
@@ -297,11 +308,13 @@ static int sess_model(struct sess_ctx *ctx, const struct wire_str *name, uint32_
 }
 
 /* Parameter checks that need no model. NULL or what is wrong. */
-static const char *sess_check_params(const struct wire_request *q)
+static const char *sess_check_params(const struct sess_ctx *ctx, const struct wire_request *q)
 {
     const struct wire_sampling *p = &q->sampling;
-    if (q->n > 1)
-        return "n > 1 is not supported (send n requests with seeds seed + i)";
+    if (q->n == 0)
+        return "n must be at least 1";
+    if (q->n > ctx->cfg->max_n)
+        return "n is above the daemon's limit of parallel samples per request (max-n)";
     if (isnan(p->temperature) || isinf(p->temperature) || p->temperature > 1000.0f)
         return "temperature must be a finite number";
     if (!(p->top_p >= 0.0f && p->top_p <= 1.0f))
@@ -334,19 +347,25 @@ static const char *sess_check_params(const struct wire_request *q)
 static int sess_echo(struct sess_ctx *ctx, struct sess *s, const struct wire_request *q)
 {
     uint64_t t = sess_now_ns();
-    struct wire_token_chunk c = {.client_request_id = q->client_request_id};
-    c.tokens = q->prompt_tokens;
-    c.n_tokens = q->n_prompt_tokens;
-    c.text = (const uint8_t *)q->prompt.ptr;
-    c.text_len = q->prompt.len;
-    if (wire_build_token_chunk(ctx->b, &c) == 0)
-        sess_send(ctx, s, true);
+    /* Every sample echoes the prompt; all of them end with Length. */
+    for (uint32_t k = 0; k < q->n; k++) {
+        struct wire_token_chunk c = {.client_request_id = q->client_request_id, .sample = k};
+        c.tokens = q->prompt_tokens;
+        c.n_tokens = q->n_prompt_tokens;
+        c.text = (const uint8_t *)q->prompt.ptr;
+        c.text_len = q->prompt.len;
+        if (wire_build_token_chunk(ctx->b, &c) == 0)
+            sess_send(ctx, s, true);
+    }
+    static const uint8_t lengths[SESS_MAX_N_CAP]; /* WIRE_FINISH_LENGTH is 0 */
     uint32_t n = (uint32_t)(q->prompt_tokens ? q->n_prompt_tokens : q->prompt.len);
     struct wire_done d = {
         .client_request_id = q->client_request_id,
         .finish_reason = WIRE_FINISH_LENGTH,
-        .usage = {.prompt_tokens = n, .generated_tokens = n},
+        .usage = {.prompt_tokens = n, .generated_tokens = n * q->n},
         .timings = {t, t, t, sess_now_ns()},
+        .sample_finish = q->n > 1 ? lengths : NULL,
+        .n_sample_finish = q->n > 1 ? q->n : 0,
     };
     if (wire_build_done(ctx->b, &d) == 0)
         sess_send(ctx, s, false);
@@ -433,10 +452,13 @@ static int sess_request(struct sess_ctx *ctx, struct sess *s, const struct wire_
     if (sess_find(s, id))
         return sess_error(ctx, s, id, WIRE_ERR_DUPLICATE_REQUEST,
                           "request %llu is still running", (unsigned long long)id);
-    if (s->n_reqs >= s->lim.max_concurrent_requests)
+    /* Each of a request's n samples counts as one live request. */
+    if (s->n_reqs >= s->lim.max_concurrent_requests ||
+        (uint64_t)s->n_seqs + (q->n && q->n <= ctx->cfg->max_n ? q->n : 1) >
+            s->lim.max_concurrent_requests) /* an n out of range: InvalidParams below */
         return sess_error(ctx, s, id, WIRE_ERR_QUOTA_EXCEEDED,
-                          "the session has %u live requests; its limit is %u", s->n_reqs,
-                          s->lim.max_concurrent_requests);
+                          "the session has %u live sequences and asks for %u more; its limit is %u",
+                          s->n_seqs, q->n, s->lim.max_concurrent_requests);
     if (s->overflowed)
         return sess_error(ctx, s, id, WIRE_ERR_QUOTA_EXCEEDED,
                           "the completion ring overflowed; read it before submitting");
@@ -444,7 +466,7 @@ static int sess_request(struct sess_ctx *ctx, struct sess *s, const struct wire_
     if (sess_model(ctx, &q->model, &widx))
         return sess_error(ctx, s, id, WIRE_ERR_UNKNOWN_MODEL, "no model named '%.*s'",
                           (int)(q->model.len > 64 ? 64 : q->model.len), q->model.ptr);
-    const char *bad = sess_check_params(q);
+    const char *bad = sess_check_params(ctx, q);
     if (bad)
         return sess_error(ctx, s, id, WIRE_ERR_INVALID_PARAMS, "%s", bad);
     if (!ctx->n_workers)
@@ -461,18 +483,23 @@ static int sess_request(struct sess_ctx *ctx, struct sess *s, const struct wire_
     uint32_t max_tokens = q->max_tokens;
     if (max_tokens > e->n_ctx - n)
         max_tokens = e->n_ctx - (uint32_t)n; /* as `inferctl run`: ends with Length */
-    uint64_t need = n + (uint64_t)max_tokens;
+    /* As n sequences: each sample holds the prompt and its own tokens. */
+    uint64_t need = (n + (uint64_t)max_tokens) * q->n;
     if (s->queued_tokens + need > s->lim.max_queued_tokens) {
         free(ids);
         return sess_error(ctx, s, id, WIRE_ERR_QUOTA_EXCEEDED,
-                          "%llu prompt + max tokens would exceed the session's %u queued tokens "
+                          "%llu (prompt + max tokens) x n would exceed the session's %u queued tokens "
                           "(%llu in use)",
                           (unsigned long long)need, s->lim.max_queued_tokens,
                           (unsigned long long)s->queued_tokens);
     }
-    struct wk_job *j = wk_job_new(0, q->stop.n);
+    uint8_t *finish = calloc(q->n, 1);
+    struct sess_acc *acc = q->stream ? NULL : calloc(q->n, sizeof *acc);
+    struct wk_job *j = finish && (q->stream || acc) ? wk_job_new(0, q->stop.n) : NULL;
     if (!j) {
         free(ids);
+        free(finish);
+        free(acc);
         return sess_error(ctx, s, id, WIRE_ERR_OUT_OF_MEMORY, "out of memory");
     }
     free(j->prompt);
@@ -498,6 +525,7 @@ static int sess_request(struct sess_ctx *ctx, struct sess *s, const struct wire_
     if ((uint32_t)j->sampling.penalty_last_n > e->n_ctx && j->sampling.penalty_last_n > 0)
         j->sampling.penalty_last_n = (int32_t)e->n_ctx;
     j->max_tokens = max_tokens;
+    j->n = q->n;
     j->top_probs = q->logprobs;
     j->priority = sess_sched_priority(q->priority);
     bool oom = false;
@@ -510,20 +538,29 @@ static int sess_request(struct sess_ctx *ctx, struct sess *s, const struct wire_
         oom |= !(j->cache_salt = strndup(q->cache_salt.ptr, q->cache_salt.len));
     if (oom) {
         wk_job_free(j);
+        free(finish);
+        free(acc);
         return sess_error(ctx, s, id, WIRE_ERR_OUT_OF_MEMORY, "out of memory");
     }
     uint64_t ticket = j->ticket;
-    if (wk_submit(w, j))
+    if (wk_submit(w, j)) {
+        free(finish);
+        free(acc);
         return sess_error(ctx, s, id, WIRE_ERR_OUT_OF_MEMORY, "out of memory");
+    }
     struct sess_req *r = &s->reqs[s->n_reqs++];
     memset(r, 0, sizeof *r);
     r->creq_id = id;
     r->ticket = ticket;
     r->worker = widx;
     r->tokens = need;
+    r->n = q->n;
+    r->finish = finish;
+    r->acc = acc;
     r->stream = q->stream;
     r->logprobs = q->logprobs;
     s->queued_tokens += need;
+    s->n_seqs += q->n;
     ctx->live_requests++;
     return 0;
 }
@@ -739,25 +776,28 @@ static float sess_token_logprob(const struct wk_event *ev)
     return -INFINITY; /* not among the top N */
 }
 
-/* The accumulated tokens of a non-streamed request as one TokenChunk. */
-static int sess_flush_acc(struct sess_ctx *ctx, struct sess *s, struct sess_req *r)
+/* The accumulated tokens of one sample of a non-streamed request as one
+ * TokenChunk. */
+static int sess_flush_acc1(struct sess_ctx *ctx, struct sess *s, struct sess_req *r,
+                           uint32_t sample)
 {
-    if (!r->n_acc && !r->n_text)
+    struct sess_acc *a = &r->acc[sample];
+    if (!a->n && !a->n_text)
         return 0;
     struct wire_token_logprobs *lps = NULL;
-    struct wire_token_chunk c = {.client_request_id = r->creq_id};
-    c.tokens = r->acc_tok;
-    c.n_tokens = r->n_acc;
-    c.text = (const uint8_t *)r->acc_text;
-    c.text_len = r->n_text;
-    if (r->logprobs && r->n_acc) {
-        lps = calloc(r->n_acc, sizeof *lps);
+    struct wire_token_chunk c = {.client_request_id = r->creq_id, .sample = sample};
+    c.tokens = a->tok;
+    c.n_tokens = a->n;
+    c.text = (const uint8_t *)a->text;
+    c.text_len = a->n_text;
+    if (r->logprobs && a->n) {
+        lps = calloc(a->n, sizeof *lps);
         if (!lps)
             return sess_fatal(s, "out of memory");
-        for (size_t i = 0; i < r->n_acc; i++)
-            lps[i] = (struct wire_token_logprobs){
-                r->acc_tok[i], r->acc_lp[i], r->acc_top + i * r->logprobs, r->logprobs};
-        c.logprobs.n = r->n_acc;
+        for (size_t i = 0; i < a->n; i++)
+            lps[i] = (struct wire_token_logprobs){a->tok[i], a->lp[i], a->top + i * r->logprobs,
+                                                  r->logprobs};
+        c.logprobs.n = a->n;
         c.logprobs.items = lps;
     }
     if (wire_build_token_chunk(ctx->b, &c) == 0)
@@ -765,9 +805,16 @@ static int sess_flush_acc(struct sess_ctx *ctx, struct sess *s, struct sess_req 
     else
         sess_fatal(s, "a TokenChunk could not be built");
     free(lps);
-    r->n_acc = 0;
-    r->n_text = 0;
+    a->n = 0;
+    a->n_text = 0;
     return 0;
+}
+
+/* Every sample's accumulated tokens, in sample order. */
+static void sess_flush_acc(struct sess_ctx *ctx, struct sess *s, struct sess_req *r)
+{
+    for (uint32_t k = 0; r->acc && k < r->n; k++)
+        sess_flush_acc1(ctx, s, r, k);
 }
 
 static int sess_token(struct sess_ctx *ctx, struct sess *s, struct sess_req *r,
@@ -782,7 +829,7 @@ static int sess_token(struct sess_ctx *ctx, struct sess *s, struct sess_req *r,
         for (size_t i = 0; i < n_top; i++)
             top[i] = (struct wire_top_logprob){ev->top[i].id, ev->top[i].logprob};
         struct wire_token_logprobs lp = {ev->token, sess_token_logprob(ev), top, n_top};
-        struct wire_token_chunk c = {.client_request_id = r->creq_id};
+        struct wire_token_chunk c = {.client_request_id = r->creq_id, .sample = ev->sample};
         if (tok) {
             c.tokens = &ev->token;
             c.n_tokens = 1;
@@ -800,32 +847,34 @@ static int sess_token(struct sess_ctx *ctx, struct sess *s, struct sess_req *r,
         return 0;
     }
     /* Not streamed: accumulate, in chunks that stay well inside a message. */
+    if (ev->sample >= r->n)
+        return 0; /* cannot happen: the scheduler forks exactly n samples */
+    struct sess_acc *a = &r->acc[ev->sample];
     size_t per_tok = 4 + (r->logprobs ? 16 + 8 * (size_t)r->logprobs : 0);
-    if ((r->n_acc + 1) * per_tok + r->n_text + ev->text_len + 256 > s->lim.max_message_bytes / 2)
-        sess_flush_acc(ctx, s, r);
+    if ((a->n + 1) * per_tok + a->n_text + ev->text_len + 256 > s->lim.max_message_bytes / 2)
+        sess_flush_acc1(ctx, s, r, ev->sample);
     if (tok) {
-        size_t cap = r->cap_acc;
-        if (sess_grow((void **)&r->acc_tok, &r->cap_acc, r->n_acc + 1, sizeof *r->acc_tok))
+        size_t cap = a->cap;
+        if (sess_grow((void **)&a->tok, &a->cap, a->n + 1, sizeof *a->tok))
             return sess_fatal(s, "out of memory");
         if (r->logprobs) {
             size_t c1 = cap, c2 = cap;
-            if (sess_grow((void **)&r->acc_lp, &c1, r->n_acc + 1, sizeof *r->acc_lp) ||
-                sess_grow((void **)&r->acc_top, &c2, r->n_acc + 1,
-                          r->logprobs * sizeof *r->acc_top))
+            if (sess_grow((void **)&a->lp, &c1, a->n + 1, sizeof *a->lp) ||
+                sess_grow((void **)&a->top, &c2, a->n + 1, r->logprobs * sizeof *a->top))
                 return sess_fatal(s, "out of memory");
-            r->acc_lp[r->n_acc] = sess_token_logprob(ev);
+            a->lp[a->n] = sess_token_logprob(ev);
             for (size_t i = 0; i < r->logprobs; i++)
-                r->acc_top[r->n_acc * r->logprobs + i] =
+                a->top[a->n * r->logprobs + i] =
                     i < n_top ? (struct wire_top_logprob){ev->top[i].id, ev->top[i].logprob}
                               : (struct wire_top_logprob){-1, -INFINITY};
         }
-        r->acc_tok[r->n_acc++] = ev->token;
+        a->tok[a->n++] = ev->token;
     }
     if (ev->text_len) {
-        if (sess_grow((void **)&r->acc_text, &r->cap_text, r->n_text + ev->text_len, 1))
+        if (sess_grow((void **)&a->text, &a->cap_text, a->n_text + ev->text_len, 1))
             return sess_fatal(s, "out of memory");
-        memcpy(r->acc_text + r->n_text, ev->text, ev->text_len);
-        r->n_text += ev->text_len;
+        memcpy(a->text + a->n_text, ev->text, ev->text_len);
+        a->n_text += ev->text_len;
     }
     return 0;
 }
@@ -857,19 +906,23 @@ int sess_on_event(struct sess_ctx *ctx, struct sess *s, const struct wk_event *e
     switch (ev->type) {
     case SCHED_EV_TOKEN:
         sess_token(ctx, s, r, ev);
-        if (ev->sample_done)
-            r->finish = ev->finish;
+        if (ev->sample_done && ev->sample < r->n)
+            r->finish[ev->sample] = (uint8_t)sess_finish(ev->finish);
         break;
     case SCHED_EV_FINISHED:
     case SCHED_EV_CANCELLED: {
         sess_flush_acc(ctx, s, r);
+        /* Cancelled: every sample reads as cancelled, as the request does. */
+        if (ev->type == SCHED_EV_CANCELLED)
+            memset(r->finish, WIRE_FINISH_CANCELLED, r->n);
         struct wire_done d = {
             .client_request_id = r->creq_id,
-            .finish_reason = ev->type == SCHED_EV_CANCELLED ? WIRE_FINISH_CANCELLED
-                                                            : sess_finish(r->finish),
+            .finish_reason = (enum wire_finish_reason)r->finish[0],
             .usage = {ev->prompt_tokens, ev->cached_prompt_tokens, ev->generated_tokens},
             .timings = {ev->times.queued, ev->times.scheduled, ev->times.first_token,
                         ev->times.finished},
+            .sample_finish = r->n > 1 ? r->finish : NULL,
+            .n_sample_finish = r->n > 1 ? r->n : 0,
         };
         if (wire_build_done(ctx->b, &d) == 0)
             sess_send(ctx, s, false);

@@ -31,6 +31,8 @@
 #define SESS_MAX_STOP_BYTES 256
 #define SESS_MAX_SALT_BYTES 256
 #define SESS_MAX_LOGPROBS 100
+/* The ceiling of the max-n setting (parallel samples per request). */
+#define SESS_MAX_N_CAP 1024
 
 /* What the sessions share: settings, engines, the message builder, and
  * the daemon-wide counters (echo mode keeps its own statistics). */
@@ -77,6 +79,7 @@ struct sess {
 
     struct sess_req *reqs; /* lim.max_concurrent entries, n_reqs used */
     uint32_t n_reqs;
+    uint32_t n_seqs; /* samples over the live requests (each request has n) */
     uint64_t queued_tokens;
 
     struct sess_out *out_head, *out_tail; /* backlog, in order */

@@ -250,6 +250,7 @@ static void wk_on_event(void *ud, const struct sched_event *sev)
         ev->ticket = sl->ticket;
         ev->sess_id = sl->sess_id;
         ev->creq_id = sl->creq_id;
+        ev->sample = sev->sample;
         ev->token = sev->token;
         ev->sample_done = sev->sample_done;
         ev->finish = sev->finish;
@@ -285,7 +286,7 @@ static void wk_do_submit(struct worker *w, struct wk_job *j)
         .top_probs = j->top_probs,
         .priority = j->priority,
         .cache_salt = j->cache_salt,
-        .n = 1,
+        .n = j->n ? j->n : 1,
         .user = idx,
     };
     char err[256] = "";

@@ -44,6 +44,7 @@ struct wk_job {
     size_t n_prompt;
     struct smp_params sampling;
     uint32_t max_tokens;
+    uint32_t n;       /* parallel samples, sample j seeded with seed + j */
     char **stop;
     size_t n_stop;
     uint32_t top_probs;
@@ -61,6 +62,7 @@ struct wk_event {
     enum sched_ev_type type;
     uint64_t ticket, sess_id, creq_id;
     /* TOKEN */
+    uint32_t sample;     /* which of the request's n samples */
     int32_t token;       /* -1: none (a sample ended without a new token) */
     bool sample_done;
     enum gen_finish finish;

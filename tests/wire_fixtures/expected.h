@@ -112,6 +112,7 @@ static void fx_token_chunk(struct wire_msg *m)
     m->type = WIRE_TOKEN_CHUNK;
     m->u.token_chunk = (struct wire_token_chunk){
         .client_request_id = 77,
+        .sample = UINT32_MAX,
         .tokens = chunk_tokens,
         .n_tokens = 4,
         .text = chunk_text,
@@ -132,6 +133,9 @@ static void fx_token_chunk_empty(struct wire_msg *m)
     };
 }
 
+static const uint8_t done_sample_finish[] = {WIRE_FINISH_STOP, WIRE_FINISH_LENGTH, WIRE_FINISH_EOS,
+                                            WIRE_FINISH_CANCELLED, WIRE_FINISH_STOP};
+
 static void fx_done(struct wire_msg *m)
 {
     m->type = WIRE_DONE;
@@ -140,6 +144,8 @@ static void fx_done(struct wire_msg *m)
         .finish_reason = WIRE_FINISH_STOP,
         .usage = {1234, 1024, 4294967295u},
         .timings = {1000000000001ull, 1000000500002ull, 1000020000003ull, UINT64_MAX},
+        .sample_finish = done_sample_finish,
+        .n_sample_finish = sizeof done_sample_finish,
     };
 }
 
@@ -334,6 +340,8 @@ static bool chunk_eq(const struct wire_token_chunk *a, const struct wire_token_c
 {
     if (a->client_request_id != b->client_request_id)
         return differ(w, "client_request_id");
+    if (a->sample != b->sample)
+        return differ(w, "sample");
     if (!arr_eq(a->tokens, a->n_tokens, b->tokens, b->n_tokens, 4))
         return differ(w, "tokens");
     if (!arr_eq(a->text, a->text_len, b->text, b->text_len, 1))
@@ -409,6 +417,9 @@ static bool msg_eq(const struct wire_msg *a, const struct wire_msg *b, struct wh
             return differ(w, "usage");
         if (memcmp(&a->u.done.timings, &b->u.done.timings, sizeof a->u.done.timings) != 0)
             return differ(w, "timings");
+        if (!arr_eq(a->u.done.sample_finish, a->u.done.n_sample_finish, b->u.done.sample_finish,
+                    b->u.done.n_sample_finish, 1))
+            return differ(w, "sample_finish");
         return true;
     case WIRE_ERROR:
         if (a->u.error.client_request_id != b->u.error.client_request_id ||
@@ -478,6 +489,9 @@ static uint64_t walk_msg(const struct wire_msg *m)
         }
         return h;
     }
+    case WIRE_DONE:
+        h = walk_bytes(h, m->u.done.sample_finish, m->u.done.n_sample_finish);
+        return walk_bytes(h, &m->u.done.usage, sizeof m->u.done.usage);
     case WIRE_ERROR:
         return walk_str(h, m->u.error.message);
     case WIRE_MODELS:
