@@ -115,7 +115,7 @@ int main(int argc, char **argv)
         const size_t mat_bytes = rb * rows;
         size_t nmat = mib * 1024 * 1024 / mat_bytes;
         nmat = nmat < 1 ? 1 : nmat;
-        uint8_t *w = malloc(nmat * mat_bytes);
+        uint8_t *w = aligned_alloc(4096, (nmat * mat_bytes + 4095) / 4096 * 4096);
         if (!w)
             return 1;
         /* a few distinct quantized rows, repeated */

@@ -598,6 +598,84 @@ START_TEST(test_matmul_shapes)
 }
 END_TEST
 
+/* Every token count from 1 to 20 (the row-group tile kernels run tokens in
+ * passes of up to 16, in parts of 16, 8, 4, 2, 1), a short last group of
+ * rows (37 = 2 x 16 + 5) and lengths that end inside a kernel's unit of
+ * blocks, on every ISA. */
+START_TEST(test_matmul_tokens)
+{
+    unsigned long long rng = tu_rng_seed() + 47;
+    struct tp_pool *pool2 = NULL;
+    ck_assert_int_eq(tp_create(2, &pool2), 0);
+    const enum dt_type types[] = { DT_Q4_0, DT_Q8_0, DT_Q4_K, DT_Q6_K, DT_BF16, DT_F16, DT_F32 };
+    for (int isa = 0; isa < KERN_ISA_COUNT; isa++) {
+        if (!kern_isa_supported((enum kern_isa)isa))
+            continue;
+        for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+            const enum dt_type t = types[ti];
+            /* Q4_0 units of 3 blocks, Q8_0 of 8: 224 = 7 blocks, 288 = 9 */
+            const size_t cols = block_of(t) == 256 ? 768 : block_of(t) == 32 ? (ti % 2 ? 288 : 224) : 80;
+            for (size_t n = 1; n <= 20; n++)
+                check_matmul((enum kern_isa)isa, n % 2 ? pool2 : NULL, t, 37, cols, n, &rng);
+        }
+    }
+    tp_free(pool2);
+}
+END_TEST
+
+/* A window of a batch (any first token, any count) gives the same bits as
+ * the whole batch, for 1 and 2 threads and row counts with and without a
+ * short last group of 16. */
+START_TEST(test_matmul_batch_windows)
+{
+    unsigned long long rng = tu_rng_seed() + 53;
+    const size_t n = 21, cols = 2304;
+    const size_t win[][2] = { { 0, 1 },  { 5, 1 },  { 20, 1 }, { 0, 16 }, { 4, 16 },
+                              { 16, 5 }, { 3, 7 },  { 1, 20 }, { 2, 18 }, { 0, 21 } };
+    const enum dt_type types[] = { DT_Q4_0, DT_Q8_0, DT_Q4_K, DT_Q6_K, DT_BF16, DT_F16, DT_F32 };
+    float *x = xmalloc(n * cols * sizeof(float));
+    fill_normal(x, n * cols, &rng, 1.0);
+    for (unsigned threads = 1; threads <= 2; threads++) {
+        struct tp_pool *pool;
+        ck_assert_int_eq(tp_create(threads, &pool), 0);
+        for (int isa = 0; isa < KERN_ISA_COUNT; isa++) {
+            if (!kern_isa_supported((enum kern_isa)isa))
+                continue;
+            struct kern_ctx ctx;
+            ck_assert_int_eq(kern_ctx_init(&ctx, (enum kern_isa)isa, pool), 0);
+            for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+                const enum dt_type t = types[ti];
+                const size_t rows = ti % 2 ? 48 : 53;
+                const size_t rb = dt_row_size(t, cols);
+                uint8_t *w = xmalloc(rb * rows);
+                for (size_t r = 0; r < rows; r++) {
+                    void *row = make_row(t, cols, &rng, NULL);
+                    memcpy(w + r * rb, row, rb);
+                    free(row);
+                }
+                const struct kern_mat m = { t, rows, cols, rb, w };
+                float *y = xmalloc(n * rows * sizeof(float)), *yw = xmalloc(n * rows * sizeof(float));
+                ck_assert_int_eq(kern_matmul(&ctx, &m, n, x, cols, y, rows), 0);
+                for (size_t k = 0; k < sizeof win / sizeof win[0]; k++) {
+                    const size_t t0 = win[k][0], nt = win[k][1];
+                    ck_assert_int_eq(kern_matmul(&ctx, &m, nt, x + t0 * cols, cols, yw, rows), 0);
+                    ck_assert_msg(memcmp(yw, y + t0 * rows, nt * rows * sizeof(float)) == 0,
+                                  "%s on %s, %u threads: tokens %zu..%zu alone differ from the batch",
+                                  dt_name(t), kern_isa_name((enum kern_isa)isa), threads, t0,
+                                  t0 + nt - 1);
+                }
+                free(y);
+                free(yw);
+                free(w);
+            }
+            kern_ctx_free(&ctx);
+        }
+        tp_free(pool);
+    }
+    free(x);
+}
+END_TEST
+
 /* Batch invariance: a token's outputs are bit-identical whether it is
  * multiplied alone (decode) or with other tokens (prefill tiles), on every
  * ISA and type, with 1 and 2 threads. Continuous batching relies on it: a
@@ -796,6 +874,8 @@ static Suite *kern_suite(void)
     tcase_add_test(tc, test_quant_act_exact);
     tcase_add_test(tc, test_matmul);
     tcase_add_test(tc, test_matmul_shapes);
+    tcase_add_test(tc, test_matmul_tokens);
+    tcase_add_test(tc, test_matmul_batch_windows);
     tcase_add_test(tc, test_matmul_batch_invariant);
     tcase_add_test(tc, test_attention);
     tcase_add_test(tc, test_matmul_errors);

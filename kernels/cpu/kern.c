@@ -187,11 +187,15 @@ static void kern_mm_convert(void *arg, unsigned ith, unsigned nth)
     tp_split(j->n, ith, nth, &lo, &hi);
     for (size_t t = lo; t < hi; t++) {
         const float *x = j->x + t * j->x_stride;
-        void *dst = j->act + t * j->act_row;
-        if (j->tops && j->tops->act_size)
-            j->tops->act_from_float(x, dst, j->w->cols);
-        else
-            kern_quantize_act(j->isa, j->act_type, x, dst, j->w->cols);
+        if (j->tops && j->tops->act_unit) { /* interleaved by unit, KERN_XG tokens a group */
+            const size_t g = t / KERN_XG * KERN_XG, m = j->n - g < KERN_XG ? j->n - g : KERN_XG;
+            const size_t unit = j->tops->act_unit;
+            j->tops->act_units(x, j->act + g * j->act_row + (t - g) * unit, j->w->cols, m * unit);
+        } else if (j->tops && j->tops->act_size) {
+            j->tops->act_from_float(x, j->act + t * j->act_row, j->w->cols);
+        } else {
+            kern_quantize_act(j->isa, j->act_type, x, j->act + t * j->act_row, j->w->cols);
+        }
     }
 }
 
@@ -215,7 +219,8 @@ static void kern_mm_block(const struct kern_mm_job *j, size_t r0, size_t r1, siz
         return;
     }
     size_t rt = KERN_TILE_BYTES / (w->row_bytes ? w->row_bytes : 1);
-    rt = rt < 4 ? 4 : (rt > 64 ? 64 : rt & ~(size_t)3);
+    /* whole groups of 16 rows (the widest tile kernels), even past the size */
+    rt = rt < 16 ? 16 : (rt > 64 ? 64 : rt & ~(size_t)15);
     for (size_t r = r0; r < r1; r += rt) {
         const size_t nr = r1 - r < rt ? r1 - r : rt;
         if (j->tile) {
@@ -238,7 +243,13 @@ static void kern_mm_compute(void *arg, unsigned ith, unsigned nth)
     const struct kern_mm_job *j = arg;
     size_t lo, hi;
     if (j->split_tokens) {
-        tp_split(j->n, ith, nth, &lo, &hi);
+        if (j->tops && j->tops->act_unit) { /* whole groups of interleaved tokens */
+            tp_split((j->n + KERN_XG - 1) / KERN_XG, ith, nth, &lo, &hi);
+            lo *= KERN_XG;
+            hi = hi * KERN_XG < j->n ? hi * KERN_XG : j->n;
+        } else {
+            tp_split(j->n, ith, nth, &lo, &hi);
+        }
         kern_mm_block(j, 0, j->w->rows, lo, hi);
         return;
     }
@@ -280,7 +291,19 @@ int kern_matmul(struct kern_ctx *ctx, const struct kern_mat *w, size_t n, const 
                                                       : dt_row_size(j.act_type, w->cols);
     if (act_row == 0)
         return -EINVAL;
-    j.act_row = (act_row + 63) & ~(size_t)63;
+    /* Rows of the converted activations: whole cache lines, an odd number
+     * of them, so that the rows of the tokens a tile kernel reads together
+     * fall in different L1 sets (strides of 4 KiB multiples alias); packed
+     * when interleaved (the rows of a group are one block). */
+    if (j.tops && j.tops->act_unit) {
+        if (act_row % j.tops->act_unit)
+            return -EINVAL;
+        j.act_row = act_row;
+    } else {
+        j.act_row = (act_row + 63) & ~(size_t)63;
+        if ((j.act_row / 64) % 2 == 0)
+            j.act_row += 64;
+    }
     if (n > SIZE_MAX / j.act_row)
         return -ENOMEM;
     int rc = kern_work_reserve(ctx, n * j.act_row);
@@ -299,7 +322,9 @@ int kern_matmul(struct kern_ctx *ctx, const struct kern_mat *w, size_t n, const 
         kern_mm_convert(&j, 0, 1);
 
     const size_t units = (w->rows + KERN_ROW_GRAIN - 1) / KERN_ROW_GRAIN;
-    j.split_tokens = units < nth && n >= nth;
+    const size_t token_units =
+        j.tops && j.tops->act_unit ? (n + KERN_XG - 1) / KERN_XG : n;
+    j.split_tokens = units < nth && token_units >= nth;
     if (nth > 1)
         tp_run_n(ctx->pool, nth, kern_mm_compute, &j);
     else

@@ -36,12 +36,27 @@ typedef void (*kern_tile_fn)(size_t n, size_t nr, size_t nt, const void *w, size
 
 /* A tile kernel and the activation layout it reads. When act_size is NULL
  * it reads plain rows of the vec_dot_type; otherwise rows of act_size(n)
- * bytes that act_from_float(x, dst, n) writes (a private layout, built from
- * the same quantized values as the plain format). */
+ * bytes in a private layout built from the same quantized values as the
+ * plain format, written either
+ *   - by act_from_float(x, dst, n), one token's row at a time (act_unit 0); or
+ *   - interleaved (act_unit > 0): a row is a sequence of units of act_unit
+ *     bytes, and the tokens are taken in groups of KERN_XG (the last group
+ *     may be short, m tokens): in a group starting at token g, unit u of
+ *     token g + i lies at base_g + (u * m + i) * act_unit, where base_g is
+ *     where token g's row would start (so the buffer is as large as for
+ *     plain rows). act_units(x, dst, n, stride) writes one token's units,
+ *     stride bytes apart. The tile kernel is then always called for tokens
+ *     starting at a group boundary, with xs = act_size(n); one token alone
+ *     (m = 1) has plain contiguous rows.
+ */
+#define KERN_XG 16
+
 struct kern_tile_ops {
     kern_tile_fn fn;
     size_t (*act_size)(size_t n);
     void (*act_from_float)(const float *x, void *dst, size_t n);
+    size_t act_unit;
+    void (*act_units)(const float *x, void *dst, size_t n, size_t stride);
 };
 
 struct kern_isa_ops {

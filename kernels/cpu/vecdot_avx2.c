@@ -856,10 +856,12 @@ const struct kern_isa_ops kern_ops_avx2 = {
         [DT_BF16] = quant_bf16_avx2,
     },
     .tile = {
-        [DT_Q4_0] = { tile_q4_0_avx2, q4a_act_size, q4a_act_from_float },
-        [DT_Q8_0] = { tile_q8_0_avx2, q8a_act_size, q8a_act_from_float },
-        [DT_F32] = { tile_f32_avx2, NULL, NULL },
-        [DT_F16] = { tile_f16_avx2, NULL, NULL },
-        [DT_BF16] = { tile_bf16_avx2, NULL, NULL },
+        [DT_Q4_0] = { .fn = tile_q4_0_avx2, .act_size = q4a_act_size,
+                      .act_from_float = q4a_act_from_float },
+        [DT_Q8_0] = { .fn = tile_q8_0_avx2, .act_size = q8a_act_size,
+                      .act_from_float = q8a_act_from_float },
+        [DT_F32] = { .fn = tile_f32_avx2 },
+        [DT_F16] = { .fn = tile_f16_avx2 },
+        [DT_BF16] = { .fn = tile_bf16_avx2 },
     },
 };

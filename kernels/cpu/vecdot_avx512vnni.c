@@ -6,14 +6,14 @@
  * Built with -mavx512f/bw/vl/dq -mavx512vnni -mavx512bf16; only reached
  * through vecdot.c after kern_isa_supported(KERN_ISA_AVX512VNNI).
  *
- * Q4_0 / Q8_0 tiles. A weight row is read as it lies in memory (no repacking
- * of the model): one 64-byte load covers 3 Q4_0 blocks (54 bytes), or the
- * scales of 2 Q8_0 blocks. Everything the activations need is prepared once
- * per matrix product in a private layout (act_from_float) so that the inner
- * loop spends its instructions on the weights: for Q4_0 the activation bytes
- * sit at the same offsets as the nibbles they multiply (zero under the fp16
- * scales), the -8 offset is folded in as -8 * sum(y) per block, and the
- * activation scales are already spread over the lanes of their block.
+ * Q4_0 / Q8_0 matrix kernels: groups of 16 weight rows, one row per dword
+ * lane (transposed in registers from the rows as they lie in memory: the
+ * model is never repacked), against activations converted once per product
+ * into units that mirror the weight bytes, interleaved over the tokens of a
+ * pass. The weights of a unit are unpacked once for up to 16 tokens; each
+ * (row, token) sums a block exactly in int32 and scales and adds it in f32
+ * in block order, so results never depend on the batch. Details at the
+ * "16-row groups" section.
  * The other tiles read plain activation rows and serve prefill (several
  * tokens per weight load); their decode path is the vec_dot kernel.
  */
@@ -60,112 +60,302 @@ static void vd_bf16_vnni(size_t n, float *s, const void *w, const void *x)
     *s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
 }
 
-/* ---- Q4_0 tiles ---------------------------------------------------------------------------
+/* ---- Q4_0 / Q8_0: 16-row groups -----------------------------------------------------------
  *
- * A unit is 3 weight blocks (54 bytes, one 64-byte load R). Bytes of R:
- *   0-1 d0 | 2-17 qs0 | 18-19 d1 | 20-35 qs1 | 36-37 d2 | 38-53 qs2 | 54-63 next
- * dpbusd lanes (4 bytes each): block 0 -> lanes 0-4, 1 -> 5-8, 2 -> 9-13.
- * The matching activation unit (256 bytes):
- *   ylo[64]: y_k[0..15] at the offsets of qs_k, 0 elsewhere (low nibbles);
- *   yhi[64]: y_k[16..31] likewise (high nibbles);
- *   c[16]:   -8 * sum(y_k) in the first lane of block k;
- *   dy[16]:  d(y_k) in every lane of block k, 0 in lanes 14-15.
+ * One weight row per dword lane. The rows of a group of 16 are read as they
+ * lie in memory (64 bytes per row and load), transposed in registers so that
+ * vector j holds dword j of every row, and multiplied by one activation dword
+ * broadcast from memory (vpdpbusd with an embedded broadcast). A lane thus
+ * sums exactly one (row, block) in int32, and the block is scaled and added in
+ * f32, lane by lane:
+ *     acc(r, t) = acc(r, t) + ((float)isum(r, t, b) * d_w(r, b)) * d_x(t, b)
+ * over the blocks in order: the operations of the scalar reference in its
+ * order, so a result is the same bits whatever the number of tokens or rows
+ * that share a call. The transposed weights of a unit serve every token of
+ * the pass (up to 16, one accumulator vector each): the shuffles cost once
+ * per weight per 16 tokens, and with one token (decode) they still keep up
+ * with memory.
+ *
+ * Activations are converted once per product into units that mirror the
+ * weight bytes (the value bytes at the offsets of the weights they multiply,
+ * zero under the fp16 scales), with the block's offset term (c) and scale
+ * (dy). They are interleaved by unit in groups of 16 tokens (kern_impl.h):
+ * the units of all the tokens of a pass are contiguous, one pointer away.
  */
-struct q4p_unit {
-    int8_t ylo[64];
-    int8_t yhi[64];
-    int32_t c[16];
-    float dy[16];
-};
-static_assert(sizeof(struct q4p_unit) == 256, "q4_0 activation unit");
 
-#define Q4P_BLOCKS 3
-static const int q4p_lane0[Q4P_BLOCKS] = { 0, 5, 9 };
-static const int q4p_lane_end[Q4P_BLOCKS] = { 5, 9, 14 };
-
-static size_t q4p_act_size(size_t n)
+/* 16 x 16 dwords: on return v[j] lane r = (v[r] on entry) dword j. */
+KERN_INLINE void tr16x16(__m512i v[16])
 {
-    return (n / QK4_0 + Q4P_BLOCKS - 1) / Q4P_BLOCKS * sizeof(struct q4p_unit);
+    __m512i a[16], b[16];
+    for (int r = 0; r < 16; r += 2) {
+        a[r] = _mm512_unpacklo_epi32(v[r], v[r + 1]);
+        a[r + 1] = _mm512_unpackhi_epi32(v[r], v[r + 1]);
+    }
+    /* b[4q + m], 128-bit lane L: rows 4q..4q+3 of dword 4L + m */
+    for (int q = 0; q < 16; q += 4) {
+        b[q] = _mm512_unpacklo_epi64(a[q], a[q + 2]);
+        b[q + 1] = _mm512_unpackhi_epi64(a[q], a[q + 2]);
+        b[q + 2] = _mm512_unpacklo_epi64(a[q + 1], a[q + 3]);
+        b[q + 3] = _mm512_unpackhi_epi64(a[q + 1], a[q + 3]);
+    }
+    for (int m = 0; m < 4; m++) {
+        const __m512i u0 = _mm512_shuffle_i32x4(b[m], b[4 + m], 0x88);
+        const __m512i u1 = _mm512_shuffle_i32x4(b[m], b[4 + m], 0xdd);
+        const __m512i u2 = _mm512_shuffle_i32x4(b[8 + m], b[12 + m], 0x88);
+        const __m512i u3 = _mm512_shuffle_i32x4(b[8 + m], b[12 + m], 0xdd);
+        v[m] = _mm512_shuffle_i32x4(u0, u2, 0x88);
+        v[4 + m] = _mm512_shuffle_i32x4(u1, u3, 0x88);
+        v[8 + m] = _mm512_shuffle_i32x4(u0, u2, 0xdd);
+        v[12 + m] = _mm512_shuffle_i32x4(u1, u3, 0xdd);
+    }
 }
 
-static void q4p_act_from_float(const float *x, void *dst, size_t n)
+/* 16 rows x 4 dwords: z[a] holds rows a, a+4, a+8, a+12 in its 128-bit
+ * lanes; on return z[m] lane r = dword m of row r. */
+KERN_INLINE void tr16x4(__m512i z[4])
 {
-    struct q4p_unit *u = dst;
+    const __m512i a0 = _mm512_unpacklo_epi32(z[0], z[1]), a1 = _mm512_unpackhi_epi32(z[0], z[1]);
+    const __m512i a2 = _mm512_unpacklo_epi32(z[2], z[3]), a3 = _mm512_unpackhi_epi32(z[2], z[3]);
+    z[0] = _mm512_unpacklo_epi64(a0, a2);
+    z[1] = _mm512_unpackhi_epi64(a0, a2);
+    z[2] = _mm512_unpacklo_epi64(a1, a3);
+    z[3] = _mm512_unpackhi_epi64(a1, a3);
+}
+
+/* s + dpbusd(u, the dword at p broadcast), read by the instruction itself
+ * (an embedded broadcast: no separate load and register). */
+typedef int32_t __attribute__((may_alias, aligned(1))) kern_i32u;
+
+KERN_INLINE __m512i dpbusd_bc(__m512i s, __m512i u, const int8_t *p)
+{
+    __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(s) : "v"(u), "m"(*(const kern_i32u *)p));
+    return s;
+}
+
+/* fp16 in the low / high halves of the dwords -> f32 */
+KERN_INLINE __m512 h16_lo(__m512i v)
+{
+    return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(v));
+}
+
+KERN_INLINE __m512 h16_hi(__m512i v)
+{
+    return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(v, 16)));
+}
+
+/* Weight prefetch. The rows of a group are read side by side, 16 streams that
+ * neither the hardware prefetcher nor per-row software prefetches feed at
+ * memory speed; the next group is one contiguous block, prefetched in address
+ * order, a fraction of it after each fraction of the current group. A
+ * prefetch never faults: running past the matrix is harmless. */
+struct gpf {
+    uintptr_t next;
+    size_t per_step; /* lines per step: the same every step (no branch to mispredict) */
+};
+
+/* The group at w of 16 rows ws apart, consumed in steps. */
+KERN_INLINE void gpf_init(struct gpf *p, const uint8_t *w, size_t ws, size_t steps)
+{
+    const uintptr_t base = (uintptr_t)w + 16 * ws;
+    p->next = base & ~(uintptr_t)63;
+    p->per_step = (16 * ws + 64 + 64 * steps - 1) / (64 * steps);
+}
+
+/* After a step of the current group. */
+KERN_INLINE void gpf_step(struct gpf *p)
+{
+    for (size_t i = 0; i < p->per_step; i++) {
+        _mm_prefetch((const char *)p->next, _MM_HINT_T0);
+        p->next += 64;
+    }
+}
+
+/* The first group of a call, which no earlier group prefetched: all of its
+ * lines at once (they are read soon and in any order). */
+static void gpf_first(const uint8_t *w, size_t ws, size_t nr)
+{
+    const uintptr_t end = (uintptr_t)w + (nr < 16 ? nr : 16) * ws;
+    for (uintptr_t a = (uintptr_t)w & ~(uintptr_t)63; a < end; a += 64)
+        _mm_prefetch((const char *)a, _MM_HINT_T0);
+}
+
+/* acc (lane r) += ((float)isum * dw) * dx */
+KERN_INLINE __m512 g_scale_add(__m512 acc, __m512i isum, __m512 dw, const float *dx)
+{
+    return _mm512_add_ps(acc, _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(isum), dw),
+                                            _mm512_set1_ps(*dx)));
+}
+
+/* Row addresses of a group. A full group (16 rows) is addressed from four
+ * pointers and the stride (few registers); a short one (the matrix's last)
+ * from a table, rows >= nr repeating row nr - 1 (computed, not stored) so
+ * that nothing outside the matrix is read. tail: compile-time. */
+struct grows {
+    const uint8_t *b[4];
+    size_t ws, ws3;
+    size_t off[16];
+};
+
+KERN_INLINE void grows_init(struct grows *g, const uint8_t *w, size_t ws, size_t nr, bool tail)
+{
+    g->ws = ws;
+    g->ws3 = 3 * ws;
+    for (int l = 0; l < 4; l++)
+        g->b[l] = w + (size_t)(4 * l) * ws;
+    if (tail)
+        for (size_t r = 0; r < 16; r++)
+            g->off[r] = (r < nr ? r : nr - 1) * ws;
+}
+
+/* The strides, hidden from the optimizer once per unit: it would otherwise
+ * keep one induction variable per row (16, spilled to the stack). */
+KERN_INLINE void grows_opaque(struct grows *g)
+{
+    __asm__("" : "+r"(g->ws), "+r"(g->ws3));
+}
+
+/* Row r at byte offset o. */
+KERN_INLINE const uint8_t *grow(const struct grows *g, int r, bool tail, size_t o)
+{
+    if (tail)
+        return g->b[0] + g->off[r] + o;
+    const uint8_t *b = g->b[r >> 2] + o;
+    switch (r & 3) {
+    case 0: return b;
+    case 1: return b + g->ws;
+    case 2: return b + 2 * g->ws;
+    default: return b + g->ws3;
+    }
+}
+
+KERN_INLINE void g_store(float *y, size_t ys, int T, size_t nr, const __m512 *acc)
+{
+    const __mmask16 rm = (__mmask16)((1u << nr) - 1);
+    for (int t = 0; t < T; t++)
+        _mm512_mask_storeu_ps(y + t * ys, rm, acc[t]);
+}
+
+/* Q4_0: a unit is 3 blocks (54 bytes, one 64-byte load per row):
+ *   0-1 d0 | 2-17 qs0 | 18-19 d1 | 20-35 qs1 | 36-37 d2 | 38-53 qs2 | 54-63 next
+ * transposed: block 0 in dwords 0-4 (scale: low half of dword 0), block 1 in
+ * dwords 5-8 (scale: high half of dword 4), block 2 in 9-13 (low half of 9).
+ * Activation unit: ylo = y_k[0..15] at the offsets of qs_k (low nibbles),
+ * yhi = y_k[16..31] likewise, 0 elsewhere; c[k] = -8 * sum(y_k) (the offset
+ * of the nibbles), dy[k] = d(y_k). */
+#define Q4G_BLOCKS 3
+struct q4g_unit {
+    int8_t ylo[56];
+    int8_t yhi[56];
+    int32_t c[Q4G_BLOCKS];
+    float dy[Q4G_BLOCKS];
+};
+static_assert(sizeof(struct q4g_unit) == 136, "q4_0 activation unit");
+
+/* Sum of 32 int8 values (from the stored bytes: exact whatever the input). */
+static inline int sum_i8x32(const int8_t *q)
+{
+    const __m512i v = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)q));
+    return _mm512_reduce_add_epi32(_mm512_madd_epi16(v, _mm512_set1_epi16(1)));
+}
+
+static size_t q4g_act_size(size_t n)
+{
+    return (n / QK4_0 + Q4G_BLOCKS - 1) / Q4G_BLOCKS * sizeof(struct q4g_unit);
+}
+
+static void q4g_act_units(const float *x, void *dst, size_t n, size_t stride)
+{
+    uint8_t *d = dst;
     const size_t nb = n / QK4_0;
-    for (size_t b0 = 0; b0 < nb; b0 += Q4P_BLOCKS, u++) {
-        struct blk_q8_0 q[Q4P_BLOCKS];
-        const size_t nk = nb - b0 < Q4P_BLOCKS ? nb - b0 : Q4P_BLOCKS;
-        quant_q8_0_vnni(x + b0 * QK8_0, q, nk * QK8_0);
+    for (size_t b0 = 0; b0 < nb; b0 += Q4G_BLOCKS, d += stride) {
+        struct q4g_unit *u = (struct q4g_unit *)d;
+        const size_t nk = nb - b0 < Q4G_BLOCKS ? nb - b0 : Q4G_BLOCKS;
         memset(u, 0, sizeof *u);
         for (size_t k = 0; k < nk; k++) {
-            memcpy(u->ylo + 18 * k + 2, q[k].qs, 16);
-            memcpy(u->yhi + 18 * k + 2, q[k].qs + 16, 16);
-            int sum = 0;
-            for (int j = 0; j < QK8_0; j++)
-                sum += q[k].qs[j];
-            u->c[q4p_lane0[k]] = -8 * sum;
-            const float dy = _cvtsh_ss(q[k].d);
-            for (int l = q4p_lane0[k]; l < q4p_lane_end[k]; l++)
-                u->dy[l] = dy;
+            int8_t q[QK8_0];
+            int sum;
+            const float dy = q8_block_vnni(x + (b0 + k) * QK8_0, q, &sum);
+            memcpy(u->ylo + 18 * k + 2, q, 16);
+            memcpy(u->yhi + 18 * k + 2, q + 16, 16);
+            u->c[k] = -8 * sum_i8x32(q);
+            u->dy[k] = _cvtsh_ss(dt_f32_to_fp16(dy)); /* the fp16 d of the Q8_0 block */
         }
     }
 }
 
-/* Weight side of one unit: nibbles and the per-lane f32 scales. */
-struct q4p_w {
-    __m512i lo, hi;
-    __m512 dx;
-};
-
-KERN_INLINE struct q4p_w q4p_load(const uint8_t *p, __mmask64 mask, bool full)
+/* Block k (dwords j0 .. j0 + nj - 1 of the transposed unit v) for T tokens,
+ * whose units are sizeof(struct q4g_unit) apart from a. */
+KERN_INLINE void q4g_block(int T, int k, int j0, int nj, const __m512i *v, __m512 dw,
+                           const uint8_t *a, __m512 *acc)
 {
-    static const int16_t idx[32] = { 0, 0, 0, 0, 0, 9, 9, 9, 9, 18, 18, 18, 18, 18, 0, 0 };
-    const __m512i didx = _mm512_loadu_si512(idx);
     const __m512i m4 = _mm512_set1_epi8(0x0f);
-    const __m512i r = full ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi8(mask, p);
-    struct q4p_w v;
-    v.lo = _mm512_and_si512(r, m4);
-    v.hi = _mm512_and_si512(_mm512_srli_epi16(r, 4), m4);
-    v.dx = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(didx, r)));
-    return v;
+    __m512i lo[5], hi[5];
+#pragma GCC unroll 8
+    for (int j = 0; j < nj; j++) {
+        lo[j] = _mm512_and_si512(v[j0 + j], m4);
+        hi[j] = _mm512_and_si512(_mm512_srli_epi16(v[j0 + j], 4), m4);
+    }
+#pragma GCC unroll 16
+    for (int t = 0; t < T; t++) {
+        const struct q4g_unit *ut = (const struct q4g_unit *)a + t;
+        __m512i s = _mm512_set1_epi32(ut->c[k]);
+        if (T <= 2) { /* few tokens: two shorter chains */
+            __m512i s2 = _mm512_setzero_si512();
+#pragma GCC unroll 8
+            for (int j = 0; j < nj; j++) {
+                s = dpbusd_bc(s, lo[j], ut->ylo + 4 * (j0 + j));
+                s2 = dpbusd_bc(s2, hi[j], ut->yhi + 4 * (j0 + j));
+            }
+            s = _mm512_add_epi32(s, s2);
+        } else {
+#pragma GCC unroll 8
+            for (int j = 0; j < nj; j++)
+                s = dpbusd_bc(s, lo[j], ut->ylo + 4 * (j0 + j));
+#pragma GCC unroll 8
+            for (int j = 0; j < nj; j++)
+                s = dpbusd_bc(s, hi[j], ut->yhi + 4 * (j0 + j));
+        }
+        acc[t] = g_scale_add(acc[t], s, dw, &ut->dy[k]);
+    }
 }
 
-/* R rows x T tokens over all units; R, T compile-time constants. */
-KERN_INLINE void q4p_tile(size_t n, int R, int T, const uint8_t *w, size_t ws, const uint8_t *x,
-                          size_t xs, float *y, size_t ys)
+/* 16 rows (nr of them real) x T tokens; x: the pass's interleaved units,
+ * unit u of token t at x + u * xus + t * sizeof(struct q4g_unit). */
+KERN_INLINE void q4g_tile(size_t n, int T, bool tail, size_t nr, const uint8_t *w, size_t ws,
+                          const uint8_t *x, size_t xus, float *y, size_t ys)
 {
     const size_t nb = n / QK4_0;
-    __m512 acc[4][8];
-    for (int r = 0; r < R; r++)
-        for (int t = 0; t < T; t++)
-            acc[r][t] = _mm512_setzero_ps();
-    const size_t nu = (nb + Q4P_BLOCKS - 1) / Q4P_BLOCKS;
-    const size_t rem = nb - (nu - 1) * Q4P_BLOCKS; /* blocks in the last unit */
-    struct kern_pf pf;
-    kern_pf_init(&pf, w);
+    const size_t nu = (nb + Q4G_BLOCKS - 1) / Q4G_BLOCKS;
+    const size_t rem = nb - (nu - 1) * Q4G_BLOCKS;
+    struct grows g;
+    grows_init(&g, w, ws, nr, tail);
+    __m512 acc[16];
+    for (int t = 0; t < T; t++)
+        acc[t] = _mm512_setzero_ps();
+    struct gpf pf;
+    gpf_init(&pf, w, ws, 3 * nu);
     for (size_t u = 0; u < nu; u++) {
         const bool full = u + 1 < nu;
         const __mmask64 mask = full ? ~(__mmask64)0 : (((__mmask64)1 << (18 * rem)) - 1);
-        if (T == 1)
-            kern_pf_advance(&pf, (u + 1) * R * 54);
-        struct q4p_w wv[4];
-        for (int r = 0; r < R; r++)
-            wv[r] = q4p_load(w + r * ws + u * 54, mask, full);
-        for (int t = 0; t < T; t++) {
-            const struct q4p_unit *a = (const struct q4p_unit *)(x + t * xs) + u;
-            const __m512i ylo = _mm512_load_si512(a->ylo), yhi = _mm512_load_si512(a->yhi);
-            const __m512i c = _mm512_load_si512(a->c);
-            const __m512 dy = _mm512_load_ps(a->dy);
-            for (int r = 0; r < R; r++) {
-                __m512i p = _mm512_dpbusd_epi32(c, wv[r].lo, ylo);
-                p = _mm512_dpbusd_epi32(p, wv[r].hi, yhi);
-                acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(wv[r].dx, dy), acc[r][t]);
-            }
+        __m512i v[16];
+        grows_opaque(&g);
+        for (int r = 0; r < 16; r++) {
+            const uint8_t *p = grow(&g, r, tail, u * 54);
+            v[r] = full ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi8(mask, p);
         }
+        tr16x16(v);
+        const uint8_t *a = x + u * xus;
+        const int nk = full ? Q4G_BLOCKS : (int)rem;
+        gpf_step(&pf);
+        q4g_block(T, 0, 0, 5, v, h16_lo(v[0]), a, acc);
+        gpf_step(&pf);
+        if (nk > 1)
+            q4g_block(T, 1, 5, 4, v, h16_hi(v[4]), a, acc);
+        gpf_step(&pf);
+        if (nk > 2)
+            q4g_block(T, 2, 9, 5, v, h16_lo(v[9]), a, acc);
     }
-    for (int r = 0; r < R; r++)
-        for (int t = 0; t < T; t++)
-            y[t * ys + r] = _mm512_reduce_add_ps(acc[r][t]);
+    g_store(y, ys, T, nr, acc);
 }
 
 /* ---- Q8_0 tiles ----------------------------------------------------------------------------
@@ -265,6 +455,56 @@ KERN_INLINE void q8p_tile(size_t n, int R, int T, const uint8_t *w, size_t ws, c
         for (int t = 0; t < T; t++)
             y[t * ys + r] = _mm512_reduce_add_ps(acc[r][t]);
 }
+
+/* Groups of 16 rows x passes of up to KERN_XG tokens, the units of a pass
+ * interleaved (kern_impl.h); xs: bytes of one token's units. A pass runs
+ * its tokens in parts of 16, 8, 4, 2 and 1 (fewer kernel shapes to compile;
+ * results do not depend on the split). A short last group of rows runs its
+ * tokens one at a time. */
+#define GROUP_DRIVER(name, body, unit)                                                             \
+    static void name(size_t n, size_t nr, size_t nt, const void *w, size_t ws, const void *x,     \
+                     size_t xs, float *y, size_t ys)                                              \
+    {                                                                                              \
+        const uint8_t *wb = w, *xb = x;                                                            \
+        gpf_first(wb, ws, nr);                                                                     \
+        for (size_t r = 0; r < nr; r += 16) {                                                      \
+            const size_t rn = nr - r < 16 ? nr - r : 16;                                           \
+            const uint8_t *wr = wb + r * ws;                                                       \
+            for (size_t t = 0; t < nt; t += KERN_XG) {                                             \
+                const size_t tn = nt - t < KERN_XG ? nt - t : KERN_XG;                             \
+                const uint8_t *xt = xb + t * xs;                                                   \
+                const size_t xus = tn * (unit); /* bytes from a unit to the next */                \
+                float *yt = y + t * ys + r;                                                        \
+                for (size_t i = 0; i < tn;) {                                                      \
+                    const size_t left = tn - i;                                                    \
+                    const uint8_t *xi = xt + i * (unit);                                           \
+                    float *yi = yt + i * ys;                                                       \
+                    if (rn < 16) {                                                                 \
+                        body(n, 1, true, rn, wr, ws, xi, xus, yi, ys);                             \
+                        i += 1;                                                                    \
+                    } else if (left >= 16) {                                                       \
+                        body(n, 16, false, 16, wr, ws, xi, xus, yi, ys);                           \
+                        i += 16;                                                                   \
+                    } else if (left >= 8) {                                                        \
+                        body(n, 8, false, 16, wr, ws, xi, xus, yi, ys);                            \
+                        i += 8;                                                                    \
+                    } else if (left >= 4) {                                                        \
+                        body(n, 4, false, 16, wr, ws, xi, xus, yi, ys);                            \
+                        i += 4;                                                                    \
+                    } else if (left >= 2) {                                                        \
+                        body(n, 2, false, 16, wr, ws, xi, xus, yi, ys);                            \
+                        i += 2;                                                                    \
+                    } else {                                                                       \
+                        body(n, 1, false, 16, wr, ws, xi, xus, yi, ys);                            \
+                        i += 1;                                                                    \
+                    }                                                                              \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+    }
+
+static_assert(KERN_XG == 16, "the group drivers expect passes of 16 tokens");
+GROUP_DRIVER(tile_q4_0_g, q4g_tile, sizeof(struct q4g_unit))
 
 /* ---- prefill tiles for float and k-quant weights --------------------------------------------
  * R rows x T tokens per call on plain activation rows: each weight vector is
@@ -449,10 +689,8 @@ TILE_DRIVER(tile_bf16_vnni, bf16_tile, vd_bf16_vnni, 1, 2, 8) /* [194] */
 TILE_DRIVER(tile_q4_k_vnni, q4k_tile, vd_q4_k_vnni, 0, 1, 4) /* [131] */
 TILE_DRIVER(tile_q6_k_vnni, q6k_tile, vd_q6_k_vnni, 0, 1, 4) /* [137] */
 
-/* Decode: one row at a time, a single prefetched stream, measured best from
- * DRAM (Q4_0 x 4 rows runs faster from cache but streams worse when rows are
- * long). The vec_dot argument is unused for these (RDEC > 0). */
-TILE_DRIVER(tile_q4_0_vnni, q4p_tile, vd_q4_0_vnni, 1, 2, 8) /* [157] */
+/* Q8_0: one row at a time for decode, a single prefetched stream; 2 rows x
+ * 8 tokens per call for prefill. */
 TILE_DRIVER(tile_q8_0_vnni, q8p_tile, vd_q8_0_vnni, 1, 2, 8) /* [117] */
 
 const struct kern_isa_ops kern_ops_avx512vnni = {
@@ -472,12 +710,14 @@ const struct kern_isa_ops kern_ops_avx512vnni = {
         [DT_BF16] = quant_bf16_vnni,
     },
     .tile = {
-        [DT_Q4_0] = { tile_q4_0_vnni, q4p_act_size, q4p_act_from_float },
-        [DT_Q8_0] = { tile_q8_0_vnni, q8p_act_size, q8p_act_from_float },
-        [DT_F32] = { tile_f32_vnni, NULL, NULL },
-        [DT_F16] = { tile_f16_vnni, NULL, NULL },
-        [DT_BF16] = { tile_bf16_vnni, NULL, NULL },
-        [DT_Q4_K] = { tile_q4_k_vnni, NULL, NULL },
-        [DT_Q6_K] = { tile_q6_k_vnni, NULL, NULL },
+        [DT_Q4_0] = { .fn = tile_q4_0_g, .act_size = q4g_act_size,
+                       .act_unit = sizeof(struct q4g_unit), .act_units = q4g_act_units },
+        [DT_Q8_0] = { .fn = tile_q8_0_vnni, .act_size = q8p_act_size,
+                      .act_from_float = q8p_act_from_float },
+        [DT_F32] = { .fn = tile_f32_vnni },
+        [DT_F16] = { .fn = tile_f16_vnni },
+        [DT_BF16] = { .fn = tile_bf16_vnni },
+        [DT_Q4_K] = { .fn = tile_q4_k_vnni },
+        [DT_Q6_K] = { .fn = tile_q6_k_vnni },
     },
 };
