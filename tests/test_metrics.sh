@@ -10,7 +10,8 @@
 # lengths once (TTFT, E2E, queue, prefill: N; inter-token latency: the
 # tokens generated minus N) and the finish reasons exactly; the endpoint
 # answers 404 elsewhere, 405 to other methods, and HEAD; an echo daemon
-# counts its requests there too. As root with BPF, `metrics --bpf` is
+# counts its requests there too; under a 1 KiB message limit Stats drops
+# its histograms but /metrics keeps them. As root with BPF, `metrics --bpf` is
 # checked too (grammar, and every histogram equal to the daemon's own).
 # Usage: test_metrics.sh PATH/TO/inferd PATH/TO/inferctl
 set -u
@@ -25,9 +26,9 @@ fi
 py=/usr/bin/python3
 tmp=$(mktemp -d)
 pin=/sys/fs/bpf/inferd-mtest-$$
-pid=
+pid= epid= spid=
 cleanup() {
-  [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
+  for p in $pid $epid $spid; do kill -9 "$p" 2>/dev/null; done
   [ -d "$pin" ] && "$bin" bpf detach --pin-dir "$pin" >/dev/null 2>&1
   rm -rf "$tmp"
 }
@@ -289,11 +290,33 @@ assert v('vllm:time_to_first_token_seconds_count{model_name="echo"}') == 0
 EOF2
 kill -TERM "$epid"; wait "$epid"
 check "echo daemon exits cleanly" test $? -eq 0
+epid=
+
+# Messages limited to 1 KiB: Stats comes without its histograms (too large)
+# but with the finish counts; GET /metrics, not bound by the rings, has all.
+"$inferd" --socket "$tmp/small.sock" --model "stories=$m" --threads 1 --max-message-bytes 1024 \
+  --metrics-port 0 2>"$tmp/small.log" &
+spid=$!
+check "inferd --max-message-bytes 1024 starts" wait_ready "$tmp/small.sock"
+surl=$(metrics_url "$tmp/small.log")
+"$bin" submit --socket "$tmp/small.sock" --tokens 1,403,407 --temperature 0 --max-tokens 40 \
+  --json --quiet >/dev/null || ko "small submit"
+"$bin" stats --socket "$tmp/small.sock" --json >"$tmp/small.json"
+check "small messages: stats without histograms" $py -c "
+import json,sys
+o=json.load(open(sys.argv[1]))
+assert 'histograms' not in o and o['finished_by_reason']['length']==1, o" "$tmp/small.json"
+http_get "$surl" "$tmp/small.txt"
+check "small messages: GET /metrics has the histograms" \
+  grep -q '^vllm:inter_token_latency_seconds_count{model_name="stories"} 39$' "$tmp/small.txt"
+kill -TERM "$spid"; wait "$spid"
+check "small-message daemon exits cleanly" test $? -eq 0
+spid=
 
 kill -TERM "$pid"; wait "$pid"
 check "daemon exits cleanly (metrics thread stopped)" test $? -eq 0
 pid=
 check "the metrics port is closed after exit" bash -c "! $py -c 'import urllib.request,sys; urllib.request.urlopen(sys.argv[1], timeout=5)' '$url' 2>/dev/null"
-check "no sanitizer report" bash -c "! grep -qE 'runtime error|Sanitizer' '$tmp/inferd.log' '$tmp/echo.log'"
+check "no sanitizer report" bash -c "! grep -qE 'runtime error|Sanitizer' '$tmp/inferd.log' '$tmp/echo.log' '$tmp/small.log'"
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -140,10 +140,10 @@ int cmd_stats(int argc, char **argv)
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
         printf("%-22s %llu\n", rows[i].name, (unsigned long long)rows[i].v);
-    if (st->have_obs) {
-        for (int i = 0; i < INFERD_PROBE_REASON_COUNT; i++)
-            printf("finished_%-13s %llu\n", obs_reason_names[i],
-                   (unsigned long long)st->obs.finished[i]);
+    for (int i = 0; st->have_reasons && i < INFERD_PROBE_REASON_COUNT; i++)
+        printf("finished_%-13s %llu\n", obs_reason_names[i],
+               (unsigned long long)st->obs.finished[i]);
+    if (st->have_hists) {
         putchar('\n');
         obs_print_hists(stdout, st->obs.h);
     }

@@ -59,7 +59,7 @@ static const struct inferd_hist *top_hists(const struct obs_snap *s, const uint6
         *fin = &s->b.c[INFERD_C_FIN_LENGTH];
         return s->b.h;
     }
-    if (s->have_stats && s->st.have_obs) {
+    if (s->have_stats && s->st.have_hists && s->st.have_reasons) {
         *fin = s->st.obs.finished;
         return s->st.obs.h;
     }

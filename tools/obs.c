@@ -95,9 +95,10 @@ void obs_stats_from_client(const struct infer_stats *s, const struct infer_stats
     out->prefix_cache_queries = s->prefix_cache_queries;
     out->prefix_cache_hits = s->prefix_cache_hits;
     out->preemptions = s->preemptions;
-    if (!d || !d->have_hists || !d->have_finished)
+    if (!d)
         return;
-    out->have_obs = true;
+    out->have_hists = d->have_hists;
+    out->have_reasons = d->have_finished;
     for (int i = 0; i < INFERD_H_COUNT; i++) {
         struct inferd_hist *h = &out->obs.h[i];
         for (int k = 0; k < INFERD_HIST_SLOTS; k++)
@@ -143,9 +144,10 @@ json_t *obs_stats_json(const struct prom_stats *st)
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
         json_object_set_new(o, rows[i].name, obs_u64(rows[i].v));
-    if (!st->have_obs)
+    if (st->have_reasons)
+        json_object_set_new(o, "finished_by_reason", obs_reasons_json(st->obs.finished));
+    if (!st->have_hists)
         return o;
-    json_object_set_new(o, "finished_by_reason", obs_reasons_json(st->obs.finished));
     json_t *hs = json_object();
     for (int i = 0; i < INFERD_H_COUNT; i++) {
         const struct inferd_hist *h = &st->obs.h[i];

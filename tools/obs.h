@@ -40,8 +40,8 @@ extern const char *const obs_reason_names[INFERD_PROBE_REASON_COUNT];
 /* The daemon's Stats as libinferclient gives them (d may be NULL: none). */
 void obs_stats_from_client(const struct infer_stats *s, const struct infer_stats_detail *d,
                            struct prom_stats *out);
-/* `inferctl stats --json`: the counters and, when the daemon sent them,
- * "finished_by_reason" {reason: n} and "histograms" {name: {"unit",
+/* `inferctl stats --json`: the counters and, each when the daemon sent
+ * it, "finished_by_reason" {reason: n} and "histograms" {name: {"unit",
  * "count", "sum", "slots": [64]}}. */
 json_t *obs_stats_json(const struct prom_stats *st);
 /* The finish counts as one JSON object {reason: n}. */

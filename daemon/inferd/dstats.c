@@ -44,7 +44,7 @@ void dstats_collect(struct dstats_src *src, struct prom_stats *out)
     out->prompt_tokens += echo_tokens;
     out->generated_tokens += echo_tokens;
     out->obs.finished[INFERD_PROBE_LENGTH] += echo;
-    out->have_obs = true;
+    out->have_reasons = out->have_hists = true;
 }
 
 void dstats_to_wire(const struct prom_stats *st, struct wire_histogram *hists,

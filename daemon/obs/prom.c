@@ -13,9 +13,9 @@ struct prom_src {
     uint64_t prompt, generated, preemptions;
     uint64_t query_tokens, hit_tokens, query_blocks, hit_blocks;
     uint64_t finished_total;
-    bool have_reasons; /* fin[] and h are known */
+    bool have_reasons; /* fin[] is known */
     uint64_t fin[INFERD_PROBE_REASON_COUNT];
-    const struct inferd_hist *h;
+    const struct inferd_hist *h; /* NULL: no histograms */
     int64_t kv_in_use; /* BPF: the kv_alloc/kv_free gauge */
 };
 
@@ -29,11 +29,10 @@ static void prom_src_stats(struct prom_src *s, const struct prom_stats *t)
     s->query_tokens = t->prefix_cache_queries * KV_BLOCK_TOKENS;
     s->hit_tokens = t->prefix_cache_hits * KV_BLOCK_TOKENS;
     s->finished_total = t->requests_finished;
-    s->have_reasons = t->have_obs;
-    if (t->have_obs) {
+    s->have_reasons = t->have_reasons;
+    if (t->have_reasons)
         memcpy(s->fin, t->obs.finished, sizeof s->fin);
-        s->h = t->obs.h;
-    }
+    s->h = t->have_hists ? t->obs.h : NULL;
 }
 
 static void prom_src_bpf(struct prom_src *s, const struct inferd_hist *h, const uint64_t *c)
@@ -226,7 +225,7 @@ int prom_write(FILE *fp, const struct prom_input *in)
         prom_value(&p, "inferd:kv_blocks_in_use_bpf", "gauge",
                    "KV blocks referenced, from the kv_alloc/kv_free probes since attach.",
                    (double)src.kv_in_use);
-    if (have_src && src.have_reasons && src.h)
+    if (have_src && src.h)
         prom_hists(&p, src.h);
     return ferror(fp) ? -EIO : 0;
 }

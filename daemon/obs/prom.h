@@ -33,8 +33,11 @@ struct prom_stats {
     uint64_t kv_blocks_total, kv_blocks_used;
     uint64_t prefix_cache_queries, prefix_cache_hits; /* in KV blocks */
     uint64_t preemptions;
-    bool have_obs;         /* obs is filled (daemons that predate it send none) */
-    struct obs_stats obs;  /* histograms, finished[] by enum inferd_probe_reason */
+    /* Daemons that predate them send neither; a Stats message too large
+     * for the session's limit comes without the histograms. */
+    bool have_reasons;     /* obs.finished[] (by enum inferd_probe_reason) is filled */
+    bool have_hists;       /* obs.h[] is filled */
+    struct obs_stats obs;
 };
 
 struct prom_input {
