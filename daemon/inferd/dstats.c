@@ -47,8 +47,7 @@ void dstats_collect(struct dstats_src *src, struct prom_stats *out)
     out->have_reasons = out->have_hists = true;
 }
 
-void dstats_to_wire(const struct prom_stats *st, struct wire_histogram *hists,
-                    struct wire_stats *w)
+void dstats_to_wire(const struct prom_stats *st, struct wire_histogram *hists, struct wire_stats *w)
 {
     *w = (struct wire_stats){
         .requests_running = st->requests_running,

@@ -17,7 +17,7 @@
 
 /* Scrapers are few; these bound what a misbehaving client can hold. */
 #define METRICS_MAX_CONNECTIONS 32
-#define METRICS_TIMEOUT_S 10
+#define METRICS_TIMEOUT_S       10
 
 struct metrics_srv {
     struct MHD_Daemon *d;
@@ -87,12 +87,12 @@ static void metrics_log(void *cls, const char *fmt, va_list ap)
 static enum MHD_Result metrics_reply(struct MHD_Connection *c, unsigned status, const char *text,
                                      bool allow)
 {
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(strlen(text), (void *)(uintptr_t)text, MHD_RESPMEM_PERSISTENT);
+    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), (void *)(uintptr_t)text,
+                                                             MHD_RESPMEM_PERSISTENT);
     if (!r)
         return MHD_NO;
-    enum MHD_Result ok = MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
-                                                 "text/plain; charset=utf-8");
+    enum MHD_Result ok =
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
     if (ok == MHD_YES && allow)
         ok = MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
     if (ok == MHD_YES)
@@ -149,7 +149,8 @@ static enum MHD_Result metrics_on_request(void *cls, struct MHD_Connection *c, c
         free(body);
         return MHD_NO;
     }
-    enum MHD_Result ok = MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, PROM_CONTENT_TYPE);
+    enum MHD_Result ok =
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, PROM_CONTENT_TYPE);
     if (ok == MHD_YES)
         ok = MHD_queue_response(c, MHD_HTTP_OK, r);
     MHD_destroy_response(r);
@@ -169,18 +170,21 @@ int metrics_start(struct metrics_srv **out, int lfd, struct dstats_src *src, cha
     m->src = src;
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ITC |
-                     MHD_USE_ERROR_LOG;
+    unsigned flags =
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     if (getsockname(lfd, (struct sockaddr *)&ss, &sl) == 0 && ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     /* The logger first, so that startup messages go through it too. The
      * port argument is unused with a listening socket given. */
+    /* One option and its arguments per line: */
+    /* clang-format off */
     m->d = MHD_start_daemon(flags, 0, NULL, NULL, metrics_on_request, m,
                             MHD_OPTION_EXTERNAL_LOGGER, metrics_log, NULL,
                             MHD_OPTION_LISTEN_SOCKET, (MHD_socket)lfd,
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)METRICS_MAX_CONNECTIONS,
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)METRICS_TIMEOUT_S,
                             MHD_OPTION_END);
+    /* clang-format on */
     if (!m->d) {
         close(lfd);
         free(m);

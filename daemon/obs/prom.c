@@ -16,7 +16,7 @@ struct prom_src {
     bool have_reasons; /* fin[] is known */
     uint64_t fin[INFERD_PROBE_REASON_COUNT];
     const struct inferd_hist *h; /* NULL: no histograms */
-    int64_t kv_in_use; /* BPF: the kv_alloc/kv_free gauge */
+    int64_t kv_in_use;           /* BPF: the kv_alloc/kv_free gauge */
 };
 
 static void prom_src_stats(struct prom_src *s, const struct prom_stats *t)
@@ -130,8 +130,8 @@ static void prom_gauges(struct prom *p, const struct prom_stats *t)
 {
     prom_value(p, "vllm:num_requests_running", "gauge",
                "Number of requests in model execution batches.", (double)t->requests_running);
-    prom_value(p, "vllm:num_requests_waiting", "gauge", "Number of requests waiting to be processed.",
-               (double)t->requests_waiting);
+    prom_value(p, "vllm:num_requests_waiting", "gauge",
+               "Number of requests waiting to be processed.", (double)t->requests_waiting);
     prom_value(p, "vllm:kv_cache_usage_perc", "gauge", "KV-cache usage. 1 means 100 percent usage.",
                t->kv_blocks_total ? (double)t->kv_blocks_used / (double)t->kv_blocks_total : 0);
     prom_value(p, "inferd:kv_blocks_used", "gauge", "KV blocks referenced by sequences.",

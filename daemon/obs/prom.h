@@ -35,8 +35,8 @@ struct prom_stats {
     uint64_t preemptions;
     /* Daemons that predate them send neither; a Stats message too large
      * for the session's limit comes without the histograms. */
-    bool have_reasons;     /* obs.finished[] (by enum inferd_probe_reason) is filled */
-    bool have_hists;       /* obs.h[] is filled */
+    bool have_reasons; /* obs.finished[] (by enum inferd_probe_reason) is filled */
+    bool have_hists;   /* obs.h[] is filled */
     struct obs_stats obs;
 };
 
