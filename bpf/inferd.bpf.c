@@ -44,6 +44,10 @@ static __always_inline void hist_add(__u32 id, __u64 v)
     if (!h)
         return;
     __u64 slot = v <= 1 ? 0 : log2_floor(v - 1) + 1;
+    /* Values above 2^63 (slot 64) count in the last slot, as the daemon's
+     * own histograms do (daemon/engine/obsstats.c). */
+    if (slot > INFERD_HIST_SLOTS - 1)
+        slot = INFERD_HIST_SLOTS - 1;
     /* The mask after the barrier is what the verifier sees as the bound. */
     barrier_var(slot);
     slot &= INFERD_HIST_SLOTS - 1;

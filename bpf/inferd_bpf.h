@@ -5,8 +5,10 @@
  *
  * Map "hists": array, key enum inferd_hist_id, value struct inferd_hist.
  *   slots[i] counts values v with 2^(i-1) < v <= 2^i (slot 0: v <= 1), so
- *   2^i is an inclusive upper bound, as a Prometheus "le" bucket is.
- *   Latencies are in nanoseconds, batch sizes in tokens.
+ *   2^i is an inclusive upper bound, as a Prometheus "le" bucket is; the
+ *   last slot also counts every v above 2^63. Latencies are in
+ *   nanoseconds, batch sizes in tokens. The daemon keeps the same
+ *   histograms itself (daemon/engine/obsstats.h), fed the same values.
  * Map "counters": array, key enum inferd_ctr_id, value u64. KV_IN_USE is a
  *   gauge kept as a sum of +1/-1 (two's complement), so it is exact only
  *   when the programs were attached before the daemon allocated blocks.

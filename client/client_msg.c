@@ -3,6 +3,7 @@
  * queries. See inferclient.h. */
 #include "client_impl.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -310,7 +311,43 @@ int infer_list_models(struct infer_client *c, struct infer_model *out, size_t ca
     return 0;
 }
 
-int infer_stats(struct infer_client *c, struct infer_stats *out)
+static_assert((int)INFER_HIST_COUNT == (int)WIRE_HIST_COUNT &&
+                  (int)INFER_HIST_BATCH == (int)WIRE_HIST_BATCH &&
+                  INFER_HIST_SLOTS == WIRE_HIST_SLOTS,
+              "infer_hist_id is the schema's HistogramId");
+static_assert(INFER_END_ERROR == WIRE_FINISH_INDEX_ERROR &&
+                  (int)INFER_FINISH_CANCELLED == (int)WIRE_FINISH_CANCELLED,
+              "finished[] is indexed as Stats.finished_by_reason");
+
+/* The histograms and finish counts of a Stats message into d. Unknown
+ * histogram ids and reasons (a newer daemon's) are skipped, as is a
+ * repeated id. */
+static int cl_stats_detail(const struct wire_stats *s, struct infer_stats_detail *d)
+{
+    memset(d, 0, sizeof *d);
+    bool seen[INFER_HIST_COUNT] = {false};
+    for (size_t i = 0; i < s->histograms.n; i++) {
+        struct wire_histogram h;
+        if (wire_histogram_at(&s->histograms, i, &h))
+            return -EPROTO;
+        if ((unsigned)h.id >= INFER_HIST_COUNT || seen[h.id])
+            continue;
+        seen[h.id] = true;
+        struct infer_hist *o = &d->hists[h.id];
+        for (size_t k = 0; k < h.n_slots && k < INFER_HIST_SLOTS; k++)
+            o->slots[k] = h.slots[k];
+        o->count = h.count;
+        o->sum = h.sum;
+        d->have_hists = true;
+    }
+    for (size_t i = 0; i < s->n_finished_by_reason && i < INFER_END_COUNT; i++)
+        d->finished[i] = s->finished_by_reason[i];
+    d->have_finished = s->n_finished_by_reason > 0;
+    return 0;
+}
+
+int infer_stats_detail(struct infer_client *c, struct infer_stats *out,
+                       struct infer_stats_detail *detail)
 {
     if (!c || !out)
         return -EINVAL;
@@ -333,5 +370,10 @@ int infer_stats(struct infer_client *c, struct infer_stats *out)
         .prefix_cache_hits = s->prefix_cache_hits,
         .preemptions = s->preemptions,
     };
-    return 0;
+    return detail ? cl_stats_detail(s, detail) : 0;
+}
+
+int infer_stats(struct infer_client *c, struct infer_stats *out)
+{
+    return infer_stats_detail(c, out, NULL);
 }

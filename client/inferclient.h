@@ -234,6 +234,45 @@ struct infer_stats {
 /* The daemon's counters (all models). */
 int infer_stats(struct infer_client *c, struct infer_stats *out);
 
+/* The daemon's latency histograms, with the definitions of the eBPF
+ * figures (bpf/inferd_bpf.h). Log2 slots: slots[i] counts the values v
+ * with 2^(i-1) < v <= 2^i (slots[0]: v <= 1; the last slot also counts
+ * everything larger); nanoseconds, batch sizes in tokens. */
+#define INFER_HIST_SLOTS 64
+
+enum infer_hist_id {
+    INFER_HIST_TTFT = 0,    /* queued -> first token */
+    INFER_HIST_ITL = 1,     /* between consecutive tokens of a request, from its 2nd */
+    INFER_HIST_E2E = 2,     /* queued -> the request's end, every way it ends */
+    INFER_HIST_QUEUE = 3,   /* queued -> first scheduled */
+    INFER_HIST_PREFILL = 4, /* first scheduled -> first token */
+    INFER_HIST_STEP = 5,    /* one engine step */
+    INFER_HIST_BATCH = 6,   /* tokens in one engine step */
+    INFER_HIST_COUNT
+};
+
+struct infer_hist {
+    uint64_t slots[INFER_HIST_SLOTS];
+    uint64_t count;
+    uint64_t sum; /* modulo 2^64 */
+};
+
+/* How requests ended: the enum infer_finish values, then errors. */
+#define INFER_END_ERROR 4
+#define INFER_END_COUNT 5
+
+struct infer_stats_detail {
+    bool have_hists;    /* false: the daemon predates them (all zero) */
+    struct infer_hist hists[INFER_HIST_COUNT];
+    bool have_finished; /* likewise */
+    uint64_t finished[INFER_END_COUNT]; /* [enum infer_finish], [INFER_END_ERROR] */
+};
+
+/* infer_stats() and, when detail is not NULL, the histograms and the
+ * requests ended by reason, from one Stats message. */
+int infer_stats_detail(struct infer_client *c, struct infer_stats *out,
+                       struct infer_stats_detail *detail);
+
 /* "Length", "Eos", "Stop", "Cancelled"; "QuotaExceeded", ...; "?" if unknown. */
 const char *infer_finish_name(enum infer_finish f);
 const char *infer_error_name(enum infer_error e);

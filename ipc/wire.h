@@ -35,6 +35,8 @@
  *    wire_*_at() returns element i of either kind, so a struct that was read
  *    can be built again unchanged.
  *  - enum fields keep unknown values (a newer peer may send them).
+ *  - vectors of u64 (Stats) are copied into fixed arrays when read, as their
+ *    elements need not be 8-aligned in memory; the schema bounds them.
  *
  * Errors: negative errno. -EINVAL: malformed buffer (diag->reason names the
  * problem) or an invalid struct given to a builder; -ENOMSG: a typed reader
@@ -108,11 +110,25 @@ enum wire_error_code {
     WIRE_ERR_COUNT,
 };
 
-/* Names as the schema spells them ("TokenChunk", "Stop", "BadMessage");
+/* The schema's HistogramId (ubyte, append-only): the daemon's histograms,
+ * in the order of bpf/inferd_bpf.h's enum inferd_hist_id. */
+enum wire_hist_id {
+    WIRE_HIST_TTFT = 0,
+    WIRE_HIST_ITL = 1,
+    WIRE_HIST_E2E = 2,
+    WIRE_HIST_QUEUE = 3,
+    WIRE_HIST_PREFILL = 4,
+    WIRE_HIST_STEP = 5,
+    WIRE_HIST_BATCH = 6,
+    WIRE_HIST_COUNT,
+};
+
+/* Names as the schema spells them ("TokenChunk", "Stop", "BadMessage", "Ttft");
  * "?" for values this code does not know. */
 const char *wire_type_name(enum wire_type t);
 const char *wire_finish_reason_name(enum wire_finish_reason r);
 const char *wire_error_code_name(enum wire_error_code c);
+const char *wire_hist_id_name(enum wire_hist_id h);
 
 struct wire_str {
     const char *ptr; /* NULL: absent */
@@ -259,6 +275,34 @@ struct wire_models {
     struct wire_model_info_list models;
 };
 
+/* Limits of Stats' vectors (part of the schema's contract; the verifier
+ * refuses longer ones). */
+#define WIRE_HIST_SLOTS        64 /* Histogram.slots */
+#define WIRE_MAX_HISTOGRAMS    32 /* Stats.histograms */
+#define WIRE_MAX_FINISH_COUNTS 32 /* Stats.finished_by_reason */
+/* Stats.finished_by_reason: after the FinishReason values, the index of
+ * requests that ended with an Error. */
+#define WIRE_FINISH_INDEX_ERROR 4
+
+/* A log2 histogram: slots[i] counts values v with 2^(i-1) < v <= 2^i
+ * (slots[0]: v <= 1). Copied out of the buffer when read (the wire's u64
+ * vector need not be 8-aligned in memory). */
+struct wire_histogram {
+    enum wire_hist_id id; /* unknown values are kept */
+    uint64_t count;
+    uint64_t sum;
+    /* slots[0, n_slots) go on the wire, the rest reads as 0; n_slots 0:
+     * absent (an empty vector reads the same). At most WIRE_HIST_SLOTS. */
+    size_t n_slots;
+    uint64_t slots[WIRE_HIST_SLOTS];
+};
+
+struct wire_histogram_list {
+    size_t n;
+    const struct wire_histogram *items;
+    const unsigned char *vec;
+};
+
 struct wire_stats {
     uint64_t requests_running;
     uint64_t requests_waiting;
@@ -270,6 +314,13 @@ struct wire_stats {
     uint64_t prefix_cache_queries;
     uint64_t prefix_cache_hits;
     uint64_t preemptions;
+    /* Appended; absent (n == 0) from daemons that predate them. */
+    struct wire_histogram_list histograms; /* at most WIRE_MAX_HISTOGRAMS */
+    /* finished_by_reason[i]: requests ended with FinishReason i, and
+     * [WIRE_FINISH_INDEX_ERROR] with an Error; n 0: absent. Copied out of
+     * the buffer when read. */
+    size_t n_finished_by_reason; /* at most WIRE_MAX_FINISH_COUNTS */
+    uint64_t finished_by_reason[WIRE_MAX_FINISH_COUNTS];
 };
 
 /* One message of any type (ListModels and StatsRequest carry nothing). */
@@ -297,6 +348,7 @@ int wire_str_at(const struct wire_str_list *l, size_t i, struct wire_str *out);
 int wire_token_logprobs_at(const struct wire_token_logprobs_list *l, size_t i,
                            struct wire_token_logprobs *out);
 int wire_model_info_at(const struct wire_model_info_list *l, size_t i, struct wire_model_info *out);
+int wire_histogram_at(const struct wire_histogram_list *l, size_t i, struct wire_histogram *out);
 
 /* ---- building ---- */
 
@@ -345,10 +397,11 @@ struct wire_diag {
 
 /* Checks every byte the readers may touch: sizes and identifier, every
  * offset and vtable in bounds and aligned, table fields inside their table,
- * strings terminated, vector lengths (overflow-safe), union type and value
- * consistent and the type known, nesting depth and object count under the
- * limits. 0 or -EINVAL with diag filled (diag may be NULL; opts NULL:
- * defaults). Works on any alignment of buf. */
+ * strings terminated, vector lengths (overflow-safe) and the bounds the
+ * schema sets on some (Stats), union type and value consistent and the
+ * type known, nesting depth and object count under the limits. 0 or
+ * -EINVAL with diag filled (diag may be NULL; opts NULL: defaults). Works
+ * on any alignment of buf. */
 int wire_verify(const void *buf, size_t len, const struct wire_verify_opts *opts,
                 struct wire_diag *diag);
 

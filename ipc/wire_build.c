@@ -276,14 +276,54 @@ static wb_ref build_models(struct wire_builder *b, const struct wire_msg *m)
     return wb_table_end(b, false);
 }
 
+static wb_ref build_histogram(struct wire_builder *b, const struct wire_histogram *h)
+{
+    if ((unsigned)h->id > UINT8_MAX || h->n_slots > WIRE_HIST_SLOTS) {
+        wb_fail(b, -EINVAL);
+        return 0;
+    }
+    wb_ref slots = h->n_slots ? wb_vector(b, h->slots, h->n_slots, 8, 8) : 0;
+    wb_table_start(b);
+    wb_add_u64(b, F_HISTOGRAM_COUNT, h->count, 0);
+    wb_add_u64(b, F_HISTOGRAM_SUM, h->sum, 0);
+    wb_add_ref(b, F_HISTOGRAM_SLOTS, slots);
+    wb_add_u8(b, F_HISTOGRAM_ID, (uint8_t)h->id, 0);
+    return wb_table_end(b, false);
+}
+
 static wb_ref build_stats(struct wire_builder *b, const struct wire_msg *m)
 {
-    uint64_t v[WIRE_STATS_FIELDS];
-    static_assert(sizeof v == sizeof m->u.stats, "Stats: ten u64 counters in schema order");
-    memcpy(v, &m->u.stats, sizeof v);
+    const struct wire_stats *s = &m->u.stats;
+    const struct wire_histogram_list *l = &s->histograms;
+    wb_ref hists = 0, fin = 0;
+    /* Nothing the verifier would refuse: the schema bounds both vectors. */
+    if (l->n > WIRE_MAX_HISTOGRAMS || s->n_finished_by_reason > WIRE_MAX_FINISH_COUNTS) {
+        wb_fail(b, -EINVAL);
+        return 0;
+    }
+    if (l->items || l->vec) {
+        wb_ref refs[WIRE_MAX_HISTOGRAMS];
+        for (size_t i = 0; i < l->n && !b->err; i++) {
+            struct wire_histogram h;
+            wire_histogram_at(l, i, &h);
+            refs[i] = build_histogram(b, &h);
+        }
+        hists = wb_vector_refs(b, refs, l->n);
+    } else if (l->n) {
+        wb_fail(b, -EINVAL);
+    }
+    if (s->n_finished_by_reason)
+        fin = wb_vector(b, s->finished_by_reason, s->n_finished_by_reason, 8, 8);
+    const uint64_t counters[WIRE_STATS_COUNTERS] = {
+        s->requests_running,     s->requests_waiting,  s->requests_finished, s->prompt_tokens,
+        s->generated_tokens,     s->kv_blocks_total,   s->kv_blocks_used,
+        s->prefix_cache_queries, s->prefix_cache_hits, s->preemptions,
+    };
     wb_table_start(b);
-    for (unsigned i = 0; i < WIRE_STATS_FIELDS; i++)
-        wb_add_u64(b, i, v[i], 0);
+    for (unsigned i = 0; i < WIRE_STATS_COUNTERS; i++)
+        wb_add_u64(b, F_STATS_REQUESTS_RUNNING + i, counters[i], 0);
+    wb_add_ref(b, F_STATS_HISTOGRAMS, hists);
+    wb_add_ref(b, F_STATS_FINISHED_BY_REASON, fin);
     return wb_table_end(b, false);
 }
 

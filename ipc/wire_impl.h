@@ -95,8 +95,22 @@ enum {
     F_MODEL_INFO_QUANT = 4,
 };
 enum { F_MODELS_MODELS = 0 };
-/* Stats: ten ulong counters, ids 0..9 in struct wire_stats order. */
-#define WIRE_STATS_FIELDS 10
+enum { F_HISTOGRAM_ID = 0, F_HISTOGRAM_SLOTS = 1, F_HISTOGRAM_COUNT = 2, F_HISTOGRAM_SUM = 3 };
+enum {
+    F_STATS_REQUESTS_RUNNING = 0, /* ids 0..9: ulong counters in struct wire_stats order */
+    F_STATS_REQUESTS_WAITING = 1,
+    F_STATS_REQUESTS_FINISHED = 2,
+    F_STATS_PROMPT_TOKENS = 3,
+    F_STATS_GENERATED_TOKENS = 4,
+    F_STATS_KV_BLOCKS_TOTAL = 5,
+    F_STATS_KV_BLOCKS_USED = 6,
+    F_STATS_PREFIX_CACHE_QUERIES = 7,
+    F_STATS_PREFIX_CACHE_HITS = 8,
+    F_STATS_PREEMPTIONS = 9,
+    F_STATS_HISTOGRAMS = 10,
+    F_STATS_FINISHED_BY_REASON = 11,
+};
+#define WIRE_STATS_COUNTERS 10
 
 /* Schema defaults that are not zero. */
 #define WIRE_DEF_TEMPERATURE    0.8f
@@ -131,6 +145,7 @@ enum wire_table_id {
     WT_MODELS,
     WT_STATS_REQUEST,
     WT_STATS,
+    WT_HISTOGRAM,
     WT_COUNT,
 };
 
@@ -154,6 +169,7 @@ struct wire_field_desc {
     uint8_t align; /* element alignment (WK_VEC_STRUCT) */
     uint8_t table; /* enum wire_table_id (WK_TABLE, WK_VEC_TABLE) */
     bool required; /* WK_UNION_TYPE: a value must be present */
+    uint16_t max_n; /* vectors: most elements the schema allows; 0: no bound */
 };
 
 struct wire_table_desc {

@@ -118,6 +118,17 @@ static bool rt_sub(const struct rtab *r, unsigned id, struct rtab *out)
     return true;
 }
 
+/* n u64 elements of a vector at v (n within the schema's bound, checked
+ * by the verifier; cap is the room in out) into out. */
+static size_t rt_copy_u64(const uint8_t *v, size_t n, uint64_t *out, size_t cap)
+{
+    if (n > cap)
+        n = cap; /* cannot happen after the verifier; keeps out in bounds */
+    for (size_t i = 0; i < n; i++)
+        out[i] = wire_ld64(v + 8 * i);
+    return n;
+}
+
 /* ---- defaults ---- */
 
 void wire_sampling_default(struct wire_sampling *s)
@@ -207,6 +218,31 @@ int wire_model_info_at(const struct wire_model_info_list *l, size_t i, struct wi
     }
     struct rtab r = rt_elem(l->vec, i);
     read_model_info(&r, out);
+    return 0;
+}
+
+static void read_histogram(const struct rtab *r, struct wire_histogram *o)
+{
+    memset(o, 0, sizeof *o);
+    o->id = (enum wire_hist_id)rt_u8(r, F_HISTOGRAM_ID, 0);
+    o->count = rt_u64(r, F_HISTOGRAM_COUNT, 0);
+    o->sum = rt_u64(r, F_HISTOGRAM_SUM, 0);
+    size_t n = 0;
+    const uint8_t *v = rt_vec(r, F_HISTOGRAM_SLOTS, &n);
+    if (v)
+        o->n_slots = rt_copy_u64(v, n, o->slots, WIRE_HIST_SLOTS);
+}
+
+int wire_histogram_at(const struct wire_histogram_list *l, size_t i, struct wire_histogram *out)
+{
+    if (i >= l->n || (!l->items && !l->vec))
+        return -ERANGE;
+    if (l->items) {
+        *out = l->items[i];
+        return 0;
+    }
+    struct rtab r = rt_elem(l->vec, i);
+    read_histogram(&r, out);
     return 0;
 }
 
@@ -332,11 +368,22 @@ static void read_models(const struct rtab *r, struct wire_msg *m)
 
 static void read_stats(const struct rtab *r, struct wire_msg *m)
 {
-    uint64_t v[WIRE_STATS_FIELDS];
-    static_assert(sizeof v == sizeof m->u.stats, "Stats: ten u64 counters in schema order");
-    for (unsigned i = 0; i < WIRE_STATS_FIELDS; i++)
-        v[i] = rt_u64(r, i, 0);
-    memcpy(&m->u.stats, v, sizeof v);
+    struct wire_stats *o = &m->u.stats;
+    uint64_t *counters[WIRE_STATS_COUNTERS] = {
+        &o->requests_running,     &o->requests_waiting,  &o->requests_finished,
+        &o->prompt_tokens,        &o->generated_tokens,  &o->kv_blocks_total,
+        &o->kv_blocks_used,       &o->prefix_cache_queries, &o->prefix_cache_hits,
+        &o->preemptions,
+    };
+    for (unsigned i = 0; i < WIRE_STATS_COUNTERS; i++)
+        *counters[i] = rt_u64(r, F_STATS_REQUESTS_RUNNING + i, 0);
+    o->histograms.items = NULL;
+    o->histograms.vec = rt_vec(r, F_STATS_HISTOGRAMS, &o->histograms.n);
+    size_t n = 0;
+    const uint8_t *v = rt_vec(r, F_STATS_FINISHED_BY_REASON, &n);
+    memset(o->finished_by_reason, 0, sizeof o->finished_by_reason);
+    o->n_finished_by_reason =
+        v ? rt_copy_u64(v, n, o->finished_by_reason, WIRE_MAX_FINISH_COUNTS) : 0;
 }
 
 static void read_nothing(const struct rtab *r, struct wire_msg *m)

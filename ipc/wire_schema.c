@@ -14,6 +14,8 @@
 #define VEC_STRUCT(n, i, sz, al) {.name = n, .id = i, .kind = WK_VEC_STRUCT, .size = sz, .align = al}
 #define VEC_STRING(n, i) {.name = n, .id = i, .kind = WK_VEC_STRING, .size = 4, .align = 4}
 #define VEC_TABLE(n, i, t) {.name = n, .id = i, .kind = WK_VEC_TABLE, .size = 4, .align = 4, .table = t}
+#define VEC_SCALAR_MAX(n, i, sz, mx) {.name = n, .id = i, .kind = WK_VEC_SCALAR, .size = sz, .align = sz, .max_n = mx}
+#define VEC_TABLE_MAX(n, i, t, mx) {.name = n, .id = i, .kind = WK_VEC_TABLE, .size = 4, .align = 4, .table = t, .max_n = mx}
 
 static const struct wire_field_desc message_fields[] = {
     {.name = "body_type", .id = F_MESSAGE_BODY_TYPE, .kind = WK_UNION_TYPE, .size = 1,
@@ -125,17 +127,26 @@ static const struct wire_field_desc models_fields[] = {
     VEC_TABLE("models", F_MODELS_MODELS, WT_MODEL_INFO),
 };
 
-static const struct wire_field_desc stats_fields[WIRE_STATS_FIELDS] = {
-    SCALAR("requests_running", 0, 8),
-    SCALAR("requests_waiting", 1, 8),
-    SCALAR("requests_finished", 2, 8),
-    SCALAR("prompt_tokens", 3, 8),
-    SCALAR("generated_tokens", 4, 8),
-    SCALAR("kv_blocks_total", 5, 8),
-    SCALAR("kv_blocks_used", 6, 8),
-    SCALAR("prefix_cache_queries", 7, 8),
-    SCALAR("prefix_cache_hits", 8, 8),
-    SCALAR("preemptions", 9, 8),
+static const struct wire_field_desc histogram_fields[] = {
+    SCALAR("id", F_HISTOGRAM_ID, 1),
+    VEC_SCALAR_MAX("slots", F_HISTOGRAM_SLOTS, 8, WIRE_HIST_SLOTS),
+    SCALAR("count", F_HISTOGRAM_COUNT, 8),
+    SCALAR("sum", F_HISTOGRAM_SUM, 8),
+};
+
+static const struct wire_field_desc stats_fields[] = {
+    SCALAR("requests_running", F_STATS_REQUESTS_RUNNING, 8),
+    SCALAR("requests_waiting", F_STATS_REQUESTS_WAITING, 8),
+    SCALAR("requests_finished", F_STATS_REQUESTS_FINISHED, 8),
+    SCALAR("prompt_tokens", F_STATS_PROMPT_TOKENS, 8),
+    SCALAR("generated_tokens", F_STATS_GENERATED_TOKENS, 8),
+    SCALAR("kv_blocks_total", F_STATS_KV_BLOCKS_TOTAL, 8),
+    SCALAR("kv_blocks_used", F_STATS_KV_BLOCKS_USED, 8),
+    SCALAR("prefix_cache_queries", F_STATS_PREFIX_CACHE_QUERIES, 8),
+    SCALAR("prefix_cache_hits", F_STATS_PREFIX_CACHE_HITS, 8),
+    SCALAR("preemptions", F_STATS_PREEMPTIONS, 8),
+    VEC_TABLE_MAX("histograms", F_STATS_HISTOGRAMS, WT_HISTOGRAM, WIRE_MAX_HISTOGRAMS),
+    VEC_SCALAR_MAX("finished_by_reason", F_STATS_FINISHED_BY_REASON, 8, WIRE_MAX_FINISH_COUNTS),
 };
 
 #define T(name, f) {name, f, sizeof f / sizeof f[0]}
@@ -159,6 +170,7 @@ const struct wire_table_desc wire_tables[WT_COUNT] = {
     [WT_MODELS] = T("Models", models_fields),
     [WT_STATS_REQUEST] = {"StatsRequest", NULL, 0},
     [WT_STATS] = T("Stats", stats_fields),
+    [WT_HISTOGRAM] = T("Histogram", histogram_fields),
 };
 
 const uint8_t wire_body_tables[WIRE_TYPE_COUNT] = {
@@ -191,6 +203,10 @@ static const char *const error_names[WIRE_ERR_COUNT] = {
     "DuplicateRequest", "OutOfMemory",   "ShuttingDown",       "NotPermitted",
 };
 
+static const char *const hist_names[WIRE_HIST_COUNT] = {
+    "Ttft", "Itl", "E2e", "Queue", "Prefill", "Step", "Batch",
+};
+
 const char *wire_type_name(enum wire_type t)
 {
     return (unsigned)t < WIRE_TYPE_COUNT ? type_names[t] : "?";
@@ -204,4 +220,9 @@ const char *wire_finish_reason_name(enum wire_finish_reason r)
 const char *wire_error_code_name(enum wire_error_code c)
 {
     return (unsigned)c < WIRE_ERR_COUNT ? error_names[c] : "?";
+}
+
+const char *wire_hist_id_name(enum wire_hist_id h)
+{
+    return (unsigned)h < WIRE_HIST_COUNT ? hist_names[h] : "?";
 }

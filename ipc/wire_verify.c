@@ -12,7 +12,8 @@
  *  - uoffsets: non-zero, forward, the target inside the buffer and aligned
  *    (forward-only offsets also rule out cycles);
  *  - strings: length in bounds and a NUL right after the bytes;
- *  - vectors: element count times size in bounds, elements aligned;
+ *  - vectors: element count times size in bounds, elements aligned, and
+ *    the count within the schema's bound where it sets one (Stats);
  *  - the Body union: a type this code knows with a value, or neither (and
  *    Message must have one);
  *  - nesting depth and the number of tables, vectors and strings visited
@@ -111,10 +112,10 @@ static int vstring(struct vctx *c, const struct vwhere *w, size_t p)
     return 0;
 }
 
-/* The vector whose uoffset is at p: its element count and the position of
- * its first element. */
+/* The vector whose uoffset is at p: its element count (at most max_n when
+ * that is not 0) and the position of its first element. */
 static int vvector(struct vctx *c, const struct vwhere *w, size_t p, size_t elem_size, size_t align,
-                   size_t *n_out, size_t *data_out)
+                   uint32_t max_n, size_t *n_out, size_t *data_out)
 {
     size_t v = 0;
     int rc = vderef(c, w, p, 4, 4, &v);
@@ -125,6 +126,9 @@ static int vvector(struct vctx *c, const struct vwhere *w, size_t p, size_t elem
     if ((v + 4) & (align - 1))
         return vfail(c, w, v, "vector elements misaligned");
     uint64_t n = wire_ld32(c->b + v);
+    if (max_n && n > max_n)
+        return vfail(c, w, v, "vector of %llu elements over the schema's limit of %u",
+                     (unsigned long long)n, (unsigned)max_n);
     if (n * elem_size > c->len - v - 4)
         return vfail(c, w, v, "vector of %llu elements runs past the end of the buffer",
                      (unsigned long long)n);
@@ -152,10 +156,10 @@ static int vfield(struct vctx *c, const struct wire_field_desc *f, const struct 
         return rc < 0 ? rc : vtable(c, t, (enum wire_table_id)f->table, depth + 1, w);
     case WK_VEC_SCALAR:
     case WK_VEC_STRUCT:
-        return vvector(c, w, p, f->size, f->align, &n, &data);
+        return vvector(c, w, p, f->size, f->align, f->max_n, &n, &data);
     case WK_VEC_STRING:
     case WK_VEC_TABLE:
-        rc = vvector(c, w, p, 4, 4, &n, &data);
+        rc = vvector(c, w, p, 4, 4, f->max_n, &n, &data);
         for (size_t i = 0; rc == 0 && i < n; i++) {
             struct vwhere wi = {w->table, w->field, (long)i};
             size_t e = data + 4 * i;

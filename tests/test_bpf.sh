@@ -3,8 +3,10 @@
 # daemon's USDT probes (inferctl bpf attach --pid), serve N requests of known
 # lengths, then read the pinned maps with bpftool (BTF-formatted JSON) and
 # check that every histogram counted each request once, that the token
-# counters are exact, and that they agree with the daemon's own Stats and
-# with `inferctl top --json`; detach and check nothing stays pinned.
+# counters are exact, and that they agree with the daemon's own Stats (its
+# own histograms and finish counts included: the same slots, counts and
+# sums, as both are fed the same values at the same points) and with
+# `inferctl top --json`; detach and check nothing stays pinned.
 # Usage: test_bpf.sh PATH/TO/inferd PATH/TO/inferctl
 # Skips (77) without root, without BPF support in the build, or without
 # ../shared (models) unless CI is set.
@@ -130,6 +132,21 @@ eq("steps = batch count", h["batch_tokens"]["count"], h["step"]["count"])
 # generated token but the last.
 eq("batch tokens", h["batch_tokens"]["sum"], prompt - c["cached_prompt_tokens"] + gen - n)
 eq("finish reasons", c["finished_length"] + c["finished_eos"] + c["finished_stop"], n)
+# The daemon's own histograms and finish counts (Stats): attached before
+# any request, the maps saw exactly what the daemon counted, value for
+# value, so slots, counts and sums are equal for every histogram (the
+# request-level ones and the step ones alike).
+sh = st["histograms"]
+for k in H:
+    eq("daemon " + k + " count = bpf", sh[k]["count"], h[k]["count"])
+    eq("daemon " + k + " sum = bpf", sh[k]["sum"], h[k]["sum"])
+    eq("daemon " + k + " slots = bpf", sh[k]["slots"], h[k]["slots"])
+for k in ["ttft", "e2e", "queue", "prefill"]:
+    eq("daemon " + k + " count", sh[k]["count"], n)
+eq("daemon itl count", sh["itl"]["count"], gen - n)
+R = ["length", "eos", "stop", "cancelled", "error"]
+for i, r in enumerate(R):
+    eq("daemon finished " + r + " = bpf", st["finished_by_reason"][r], c[C[i]])
 top = json.load(open(d + "/top.json"))
 eq("top source", top["source"], "bpf")
 eq("top stats", top["stats"], st)
@@ -137,6 +154,8 @@ for k in C:
     eq("top counter " + k, top["bpf"]["counters"][k], c[k])
 for k in H:
     eq("top hist " + k, top["bpf"]["hists"][k]["count"], h[k]["count"])
+    eq("top view " + k, top["hists"][k]["count"], h[k]["count"])
+eq("top view finished", top["finished"], st["finished_by_reason"])
 if errs:
     print("\n".join(errs))
     sys.exit(1)
@@ -147,6 +166,14 @@ check "bpf detach" test $? -eq 0
 check "nothing pinned after detach" test ! -e "$pin"
 "$bin" submit --socket "$sock" --tokens 1,403 --temperature 0 --max-tokens 3 --json --quiet >/dev/null 2>&1
 check "daemon serves after detach" test $? -eq 0
+# Without the maps, top shows the daemon's own histograms.
+"$bin" top --once --json --socket "$sock" --pin-dir "$pin" >"$tmp/top2.json"
+check "top without BPF maps uses the daemon's histograms" $py -c "
+import json,sys
+t=json.load(open(sys.argv[1]))
+assert t['source']=='stats' and t['bpf'] is None, t['source']
+assert t['hists']['ttft']['count']==t['stats']['histograms']['ttft']['count']==$((N + 1)), t['hists']['ttft']
+assert t['finished']==t['stats']['finished_by_reason']" "$tmp/top2.json"
 kill "$pid"; wait "$pid"
 check "daemon exits cleanly" test $? -eq 0
 pid=

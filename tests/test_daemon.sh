@@ -3,7 +3,8 @@
 # greedy tokens and matches `run` under sampling, --cancel-after, `models`,
 # `stats`, the load generator (`bench --socket`), `bench-ipc`, a submit
 # killed with SIGKILL mid-stream (its KV released), the SIGTERM drain, a
-# config file, and the error exits. Usage:
+# config file, and the error exits (bad settings, a metrics port in use).
+# Usage:
 #   test_daemon.sh PATH/TO/inferd PATH/TO/inferctl
 # Needs ../shared (models and goldens); skips (77) without it unless CI is set.
 set -u
@@ -173,12 +174,15 @@ assert o['finish_reason'] in ('length','cancelled'), o['finish_reason']" "$tmp/d
 check "socket removed" test ! -e "$sock"
 check "no sanitizer report" bash -c "! grep -qE 'runtime error|Sanitizer' '$tmp/inferd.log'"
 
-# 9. A config file (echo engine), then errors.
+# 9. A config file (echo engine, metrics on a free port), then errors:
+#    among them a metrics port that the running daemon holds.
 cat >"$tmp/inferd.conf" <<EOF2
 # inferd settings
 socket = $tmp/echo.sock
 echo = true
 max-concurrent 8
+metrics-port = 0
+metrics-address = 127.0.0.1
 EOF2
 "$inferd" --config "$tmp/inferd.conf" 2>"$tmp/echo.log" &
 pid=$!
@@ -190,6 +194,12 @@ check "echo submit" $py -c "
 import json,sys
 o=json.loads(open(sys.argv[1]).read().splitlines()[-1])
 assert o['tokens']==[5,6,7], o" "$tmp/e.out"
+mport=$(sed -n 's|^inferd: metrics on http://127\.0\.0\.1:\([0-9]*\)/metrics$|\1|p' "$tmp/echo.log")
+check "metrics-port from the config file" test -n "$mport"
+"$inferd" --echo --socket "$tmp/echo2.sock" --metrics-port "$mport" >/dev/null 2>"$tmp/e4"
+check "inferd with a metrics port in use exits 1" test $? -eq 1
+check "metrics port in use message" grep -q "cannot serve metrics: 127.0.0.1 port $mport: Address already in use" "$tmp/e4"
+check "no socket left by the failed start" test ! -e "$tmp/echo2.sock"
 kill -TERM $pid; wait $pid
 check "echo daemon exit 0" test $? -eq 0
 pid=
@@ -204,6 +214,28 @@ check "inferd without arguments exits 2" test $? -eq 2
 "$inferd" --socket "$tmp/x.sock" --model "m=$tmp/missing.gguf" >/dev/null 2>"$tmp/e2"
 check "inferd with a missing model exits 1" test $? -eq 1
 check "missing model message" grep -q "missing.gguf" "$tmp/e2"
+for v in abc 65536 -1 99999999999 ""; do
+  "$inferd" --echo --socket "$tmp/x.sock" --metrics-port "$v" >/dev/null 2>"$tmp/e5"
+  check "inferd --metrics-port '$v' exits 2" test $? -eq 2
+  check "bad --metrics-port '$v' message" grep -q "metrics-port: expected an integer in \[0, 65535\]" "$tmp/e5"
+done
+"$inferd" --echo --socket "$tmp/x.sock" --metrics-port 0 --metrics-address localhost >/dev/null 2>"$tmp/e6"
+check "inferd --metrics-address localhost exits 2" test $? -eq 2
+check "bad --metrics-address message" grep -q "expected an IPv4 or IPv6 address, got 'localhost'" "$tmp/e6"
+"$inferd" --echo --socket "$tmp/x.sock" --metrics-address 127.0.0.1 >/dev/null 2>"$tmp/e7"
+check "inferd --metrics-address without a port exits 2" test $? -eq 2
+check "--metrics-address without a port message" grep -q "needs --metrics-port" "$tmp/e7"
+# An address of no local interface (TEST-NET-1), unless the kernel allows
+# binding those.
+if [ "$(cat /proc/sys/net/ipv4/ip_nonlocal_bind 2>/dev/null)" = 0 ]; then
+  "$inferd" --echo --socket "$tmp/x.sock" --metrics-port 0 --metrics-address 192.0.2.1 >/dev/null 2>"$tmp/e8"
+  check "inferd with an address it cannot bind exits 1" test $? -eq 1
+  check "unbindable address message" grep -q "cannot serve metrics: 192.0.2.1 port 0:" "$tmp/e8"
+fi
+"$inferd" --help | grep -q -- "--metrics-port PORT"
+check "--help documents --metrics-port" test $? -eq 0
+"$inferd" --help | grep -q -- "--metrics-address ADDR"
+check "--help documents --metrics-address" test $? -eq 0
 echo "bad = 1" >"$tmp/bad.conf"
 "$inferd" --config "$tmp/bad.conf" >/dev/null 2>"$tmp/e3"
 check "bad config exits 2" test $? -eq 2

@@ -130,6 +130,48 @@ static void make_prompt(int32_t *p, size_t n, unsigned seed)
         p[i] = 3 + (int32_t)(tu_rand_uniform(&st) * 509);
 }
 
+/* The scheduler's own histograms and finish counters (obsstats.h) against
+ * what the events said: every request ended once (E2E, finish counts), one
+ * TTFT and PREFILL per request that produced a token, one ITL per later
+ * token, one STEP and BATCH per step with the batch tokens summing to the
+ * tokens processed; every histogram's slots sum to its count. */
+static void check_obs(const struct sched_stats *st, const struct log *lg, const uint64_t *ids,
+                      uint32_t n_ids, uint32_t cancels)
+{
+    const struct obs_stats *o = &st->obs;
+    uint64_t with_token = 0, itl = 0, fin = 0;
+    for (uint32_t i = 0; i < n_ids; i++) {
+        const struct rec *r = &lg->r[ids[i]];
+        with_token += r->generated > 0;
+        itl += r->generated > 1 ? r->generated - 1 : 0;
+    }
+    for (int i = 0; i < INFERD_PROBE_REASON_COUNT; i++)
+        fin += o->finished[i];
+    ck_assert_uint_eq(fin, n_ids);
+    ck_assert_uint_eq(o->finished[INFERD_PROBE_CANCELLED], cancels);
+    ck_assert_uint_eq(o->finished[INFERD_PROBE_ERROR], 0);
+    ck_assert_uint_eq(o->finished[INFERD_PROBE_LENGTH] + o->finished[INFERD_PROBE_EOS] +
+                          o->finished[INFERD_PROBE_STOP],
+                      st->finished);
+    ck_assert_uint_eq(o->h[INFERD_H_E2E].count, n_ids);
+    ck_assert_uint_eq(o->h[INFERD_H_TTFT].count, with_token);
+    ck_assert_uint_eq(o->h[INFERD_H_PREFILL].count, with_token);
+    ck_assert_uint_eq(o->h[INFERD_H_ITL].count, itl);
+    ck_assert_uint_ge(o->h[INFERD_H_QUEUE].count, with_token);
+    ck_assert_uint_le(o->h[INFERD_H_QUEUE].count, n_ids);
+    ck_assert_uint_eq(o->h[INFERD_H_STEP].count, st->steps);
+    ck_assert_uint_eq(o->h[INFERD_H_BATCH].count, st->steps);
+    ck_assert_uint_eq(o->h[INFERD_H_BATCH].sum, st->tokens_processed);
+    /* TTFT = queue + prefill, request by request, so in the sums too. */
+    ck_assert_uint_ge(o->h[INFERD_H_TTFT].sum, o->h[INFERD_H_PREFILL].sum);
+    for (int h = 0; h < INFERD_H_COUNT; h++) {
+        unsigned long long total = 0;
+        for (int i = 0; i < INFERD_HIST_SLOTS; i++)
+            total += o->h[h].slots[i];
+        ck_assert_uint_eq(total, o->h[h].count);
+    }
+}
+
 START_TEST(test_random_accounting)
 {
     struct engine *e = open_engine(DT_F16, 24);
@@ -186,6 +228,7 @@ START_TEST(test_random_accounting)
         ck_assert_msg(lg.r[ids[i]].terminal == 1, "request %llu ended %d times",
                       (unsigned long long)ids[i], lg.r[ids[i]].terminal);
     ck_assert_uint_eq(st.finished + st.cancelled, n_ids);
+    check_obs(&st, &lg, ids, n_ids, cancels);
     printf("accounting: %u requests, %u cancelled, %llu preemptions, %llu/%llu cache hits\n", n_ids,
            cancels, (unsigned long long)st.preemptions, (unsigned long long)st.cache.hits,
            (unsigned long long)st.cache.queries);

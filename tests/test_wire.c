@@ -704,6 +704,76 @@ START_TEST(test_bad_vectors)
 }
 END_TEST
 
+/* Stats' vectors within the schema's bounds (64 slots, 32 histograms, 32
+ * finish counts): a count past a bound is refused even when the bytes are
+ * there, and the builder never writes one. */
+START_TEST(test_stats_bounds)
+{
+    struct buf b = build_fixture(fixture_index("stats_hists"));
+    struct buf t = copy_buf(b.p, b.n);
+    size_t body = nav_body(b.p);
+    size_t hv = nav_deref(b.p, nav_field(b.p, body, F_STATS_HISTOGRAMS));
+    ck_assert_uint_eq(ld32(b.p + hv), 5);
+    st32(t.p + hv, WIRE_MAX_HISTOGRAMS + 1);
+    expect_reject(&t, NULL, "Stats.histograms: vector of 33 elements over the schema's limit of 32");
+    memcpy(t.p, b.p, b.n);
+    size_t fv = nav_deref(b.p, nav_field(b.p, body, F_STATS_FINISHED_BY_REASON));
+    ck_assert_uint_eq(ld32(b.p + fv), 6);
+    ck_assert_uint_eq((fv + 4) % 8, 0); /* u64 elements, 8-aligned */
+    st32(t.p + fv, WIRE_MAX_FINISH_COUNTS + 1);
+    expect_reject(&t, NULL, "Stats.finished_by_reason: vector of 33 elements over");
+    memcpy(t.p, b.p, b.n);
+    st32(t.p + fv, UINT32_MAX);
+    expect_reject(&t, NULL, "Stats.finished_by_reason: vector of");
+    memcpy(t.p, b.p, b.n);
+    /* Histogram 3 (Step) has all 64 slots: one more is refused. */
+    size_t h3 = nav_deref(b.p, hv + 4 + 3 * 4);
+    size_t sv = nav_deref(b.p, nav_field(b.p, h3, F_HISTOGRAM_SLOTS));
+    ck_assert_uint_eq(ld32(b.p + sv), WIRE_HIST_SLOTS);
+    st32(t.p + sv, WIRE_HIST_SLOTS + 1);
+    expect_reject(&t, NULL, "Histogram.slots: vector of 65 elements over the schema's limit of 64");
+    memcpy(t.p, b.p, b.n);
+    /* A misaligned u64 vector (its elements 4 bytes off). */
+    size_t sp = nav_field(b.p, h3, F_HISTOGRAM_SLOTS);
+    st32(t.p + sp, ld32(b.p + sp) + 4);
+    expect_reject(&t, NULL, "Histogram.slots: vector elements misaligned");
+    free(t.p);
+    free(b.p);
+
+    /* The builder refuses what the verifier would. */
+    struct wire_builder *wb = wire_builder_new(0);
+    ck_assert_ptr_nonnull(wb);
+    struct wire_histogram hs[WIRE_MAX_HISTOGRAMS + 1];
+    memset(hs, 0, sizeof hs);
+    struct wire_stats st = {.histograms = {WIRE_MAX_HISTOGRAMS + 1, hs, NULL}};
+    ck_assert_int_eq(wire_build_stats(wb, &st), -EINVAL);
+    st.histograms.n = WIRE_MAX_HISTOGRAMS;
+    ck_assert_int_eq(wire_build_stats(wb, &st), 0);
+    hs[0].n_slots = WIRE_HIST_SLOTS + 1;
+    ck_assert_int_eq(wire_build_stats(wb, &st), -EINVAL);
+    hs[0].n_slots = 0;
+    hs[0].id = (enum wire_hist_id)256;
+    ck_assert_int_eq(wire_build_stats(wb, &st), -EINVAL);
+    hs[0].id = WIRE_HIST_TTFT;
+    st.histograms = (struct wire_histogram_list){2, NULL, NULL};
+    ck_assert_int_eq(wire_build_stats(wb, &st), -EINVAL);
+    st.histograms.n = 0;
+    st.n_finished_by_reason = WIRE_MAX_FINISH_COUNTS + 1;
+    ck_assert_int_eq(wire_build_stats(wb, &st), -EINVAL);
+    st.n_finished_by_reason = WIRE_MAX_FINISH_COUNTS;
+    ck_assert_int_eq(wire_build_stats(wb, &st), 0);
+    wire_builder_free(wb);
+
+    struct wire_histogram_list hl = {5, stats_hists, NULL};
+    struct wire_histogram h;
+    ck_assert_int_eq(wire_histogram_at(&hl, 5, &h), -ERANGE);
+    ck_assert_int_eq(wire_histogram_at(&hl, 3, &h), 0);
+    ck_assert_uint_eq(h.slots[63], UINT64_MAX);
+    ck_assert_str_eq(wire_hist_id_name(WIRE_HIST_BATCH), "Batch");
+    ck_assert_str_eq(wire_hist_id_name((enum wire_hist_id)200), "?");
+}
+END_TEST
+
 START_TEST(test_bad_union)
 {
     struct buf b = build_fixture(fixture_index("cancel"));
@@ -1174,6 +1244,7 @@ int main(int argc, char **argv)
     tcase_add_test(tv, test_bad_offsets);
     tcase_add_test(tv, test_bad_strings);
     tcase_add_test(tv, test_bad_vectors);
+    tcase_add_test(tv, test_stats_bounds);
     tcase_add_test(tv, test_bad_union);
     tcase_add_test(tv, test_depth_and_objects);
     tcase_add_test(tv, test_unknown_fields);

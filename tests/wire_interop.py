@@ -43,11 +43,12 @@ SUBTABLES = {
     ("Done", "usage"): "Usage",
     ("Done", "timings"): "Timings",
     ("Models", "models"): "ModelInfo",
+    ("Stats", "histograms"): "Histogram",
 }
 # Enum-typed fields: fixtures name the value, the generated code uses ints.
 # A vector of an enum is listed as "field[]" (its elements).
 ENUM_FIELDS = {"finish_reason": "FinishReason", "code": "ErrorCode", "body_type": "Body",
-               "sample_finish[]": "FinishReason"}
+               "sample_finish[]": "FinishReason", "id": "HistogramId"}
 
 
 def snake(name):

@@ -31,58 +31,6 @@
 #pragma GCC diagnostic pop
 #endif
 
-const char *const obs_hist_names[INFERD_H_COUNT] = {
-    [INFERD_H_TTFT] = "ttft",       [INFERD_H_ITL] = "itl",   [INFERD_H_E2E] = "e2e",
-    [INFERD_H_QUEUE] = "queue",     [INFERD_H_PREFILL] = "prefill",
-    [INFERD_H_STEP] = "step",       [INFERD_H_BATCH] = "batch_tokens",
-};
-
-const char *const obs_ctr_names[INFERD_C_COUNT] = {
-    [INFERD_C_FIN_LENGTH] = "finished_length",
-    [INFERD_C_FIN_EOS] = "finished_eos",
-    [INFERD_C_FIN_STOP] = "finished_stop",
-    [INFERD_C_FIN_CANCELLED] = "finished_cancelled",
-    [INFERD_C_FIN_ERROR] = "finished_error",
-    [INFERD_C_QUEUED] = "requests_queued",
-    [INFERD_C_PROMPT_TOKENS] = "prompt_tokens",
-    [INFERD_C_GEN_TOKENS] = "generated_tokens",
-    [INFERD_C_TOKEN_EVENTS] = "token_events",
-    [INFERD_C_PREFIX_Q_TOKENS] = "prefix_query_tokens",
-    [INFERD_C_PREFIX_H_TOKENS] = "prefix_hit_tokens",
-    [INFERD_C_PREFIX_Q_BLOCKS] = "prefix_query_blocks",
-    [INFERD_C_PREFIX_H_BLOCKS] = "prefix_hit_blocks",
-    [INFERD_C_PREEMPTIONS] = "preemptions",
-    [INFERD_C_KV_IN_USE] = "kv_blocks_in_use",
-    [INFERD_C_KV_ALLOCS] = "kv_allocs",
-    [INFERD_C_KV_FREES] = "kv_frees",
-    [INFERD_C_STEPS] = "steps",
-    [INFERD_C_CACHED_PROMPT] = "cached_prompt_tokens",
-    [INFERD_C_CANCELS] = "cancels",
-};
-
-double obs_hist_quantile(const struct inferd_hist *h, double p)
-{
-    uint64_t total = 0;
-    for (int i = 0; i < INFERD_HIST_SLOTS; i++)
-        total += h->slots[i];
-    if (!total)
-        return 0;
-    double want = p * (double)total;
-    uint64_t cum = 0;
-    for (int i = 0; i < INFERD_HIST_SLOTS; i++) {
-        if (!h->slots[i])
-            continue;
-        if ((double)(cum + h->slots[i]) >= want) {
-            double lo = i ? (double)(1ULL << (i - 1)) : 0;
-            double hi = i < 63 ? (double)(1ULL << i) : 18446744073709551615.0;
-            double f = (want - (double)cum) / (double)h->slots[i];
-            return lo + (hi - lo) * (f < 0 ? 0 : f);
-        }
-        cum += h->slots[i];
-    }
-    return (double)(1ULL << 63);
-}
-
 #if INFERD_HAVE_BPF
 
 bool obs_built_with_bpf(void)

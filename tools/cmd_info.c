@@ -1,5 +1,7 @@
 /* cmd_info.c - `inferctl models` and `inferctl stats`: what a running
- * inferd serves and its counters (text, or one JSON object with --json). */
+ * inferd serves, and its counters, finish reasons and latency histograms
+ * (text, or one JSON object with --json). */
+#include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -8,6 +10,7 @@
 
 #include "client_cli.h"
 #include "cmds.h"
+#include "obs.h"
 
 /* Parses --socket / --json / --help; 0 to go on, else the exit status + 1. */
 static int info_args(const char *cmd, int argc, char **argv, const char **sock, bool *json)
@@ -103,35 +106,47 @@ int cmd_stats(int argc, char **argv)
     if (ccli_connect("stats", path, NULL, &c))
         return 1;
     struct infer_stats s;
-    int rc = infer_stats(c, &s);
+    struct infer_stats_detail *d = malloc(sizeof *d);
+    struct prom_stats *st = malloc(sizeof *st);
+    int rc = d && st ? infer_stats_detail(c, &s, d) : -ENOMEM;
     infer_close(c);
     if (rc) {
         fprintf(stderr, "inferctl stats: %s\n", strerror(-rc));
+        free(d);
+        free(st);
         return 1;
+    }
+    obs_stats_from_client(&s, d, st);
+    free(d);
+    if (json) {
+        info_print_json(obs_stats_json(st));
+        free(st);
+        return 0;
     }
     const struct {
         const char *name;
         uint64_t v;
     } rows[] = {
-        {"requests_running", s.requests_running},
-        {"requests_waiting", s.requests_waiting},
-        {"requests_finished", s.requests_finished},
-        {"prompt_tokens", s.prompt_tokens},
-        {"generated_tokens", s.generated_tokens},
-        {"kv_blocks_total", s.kv_blocks_total},
-        {"kv_blocks_used", s.kv_blocks_used},
-        {"prefix_cache_queries", s.prefix_cache_queries},
-        {"prefix_cache_hits", s.prefix_cache_hits},
-        {"preemptions", s.preemptions},
+        {"requests_running", st->requests_running},
+        {"requests_waiting", st->requests_waiting},
+        {"requests_finished", st->requests_finished},
+        {"prompt_tokens", st->prompt_tokens},
+        {"generated_tokens", st->generated_tokens},
+        {"kv_blocks_total", st->kv_blocks_total},
+        {"kv_blocks_used", st->kv_blocks_used},
+        {"prefix_cache_queries", st->prefix_cache_queries},
+        {"prefix_cache_hits", st->prefix_cache_hits},
+        {"preemptions", st->preemptions},
     };
-    if (json) {
-        json_t *o = json_object();
-        for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
-            json_object_set_new(o, rows[i].name, json_integer((json_int_t)rows[i].v));
-        info_print_json(o);
-        return 0;
-    }
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
         printf("%-22s %llu\n", rows[i].name, (unsigned long long)rows[i].v);
+    for (int i = 0; st->have_reasons && i < INFERD_PROBE_REASON_COUNT; i++)
+        printf("finished_%-13s %llu\n", obs_reason_names[i],
+               (unsigned long long)st->obs.finished[i]);
+    if (st->have_hists) {
+        putchar('\n');
+        obs_print_hists(stdout, st->obs.h);
+    }
+    free(st);
     return 0;
 }

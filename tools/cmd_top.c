@@ -1,8 +1,8 @@
 /* cmd_top.c - `inferctl top` (a refreshing view of a running inferd) and
- * `inferctl metrics` (the Prometheus text exposition format, with vLLM's
- * metric names where the meaning is the same). Both read the daemon's Stats
- * message and, when present and readable, the BPF maps pinned by `inferctl
- * bpf attach` (latency histograms, finish reasons). */
+ * `inferctl metrics` (the Prometheus text exposition of daemon/obs/prom.h,
+ * the daemon's own /metrics renderer). Both read the daemon's Stats message
+ * (counters, latency histograms, finish reasons) and, when present and
+ * readable, the BPF maps pinned by `inferctl bpf attach`. */
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
@@ -14,13 +14,12 @@
 
 #include "client_cli.h"
 #include "cmds.h"
-#include "kvcache.h"
 #include "obs.h"
 
 struct obs_snap {
     bool have_stats, have_bpf;
     int bpf_err;
-    struct infer_stats st;
+    struct prom_stats st; /* the daemon's Stats, histograms included when it sends them */
     struct obs_bpf b;
     char model[160];
 };
@@ -33,7 +32,13 @@ static void obs_snap_take(struct obs_snap *s, const char *sock, const char *dir,
     infer_connect_opts_init(&o);
     o.client_name = "inferctl-obs";
     if (infer_connect(ccli_socket(sock), &o, &c) == 0) {
-        s->have_stats = infer_stats(c, &s->st) == 0;
+        struct infer_stats st;
+        struct infer_stats_detail *d = malloc(sizeof *d);
+        if (d && infer_stats_detail(c, &st, d) == 0) {
+            obs_stats_from_client(&st, d, &s->st);
+            s->have_stats = true;
+        }
+        free(d);
         if (want_model) {
             struct infer_model m[2];
             size_t n = 0;
@@ -44,6 +49,22 @@ static void obs_snap_take(struct obs_snap *s, const char *sock, const char *dir,
     }
     s->bpf_err = obs_bpf_read(dir, &s->b);
     s->have_bpf = s->bpf_err == 0;
+}
+
+/* The histograms and finish counts that top shows: the BPF maps' when
+ * readable, else the daemon's own; NULL when neither has them. */
+static const struct inferd_hist *top_hists(const struct obs_snap *s, const uint64_t **fin)
+{
+    if (s->have_bpf) {
+        *fin = &s->b.c[INFERD_C_FIN_LENGTH];
+        return s->b.h;
+    }
+    if (s->have_stats && s->st.have_hists && s->st.have_reasons) {
+        *fin = s->st.obs.finished;
+        return s->st.obs.h;
+    }
+    *fin = NULL;
+    return NULL;
 }
 
 /* ---- top ------------------------------------------------------------ */
@@ -60,69 +81,35 @@ static json_t *top_json(const struct obs_snap *s)
 {
     json_t *o = json_object();
     json_object_set_new(o, "source", json_string(s->have_bpf ? "bpf" : "stats"));
-    if (s->have_stats) {
-        json_t *st = json_object();
-        const struct infer_stats *t = &s->st;
-        json_object_set_new(st, "requests_running", json_integer((json_int_t)t->requests_running));
-        json_object_set_new(st, "requests_waiting", json_integer((json_int_t)t->requests_waiting));
-        json_object_set_new(st, "requests_finished", json_integer((json_int_t)t->requests_finished));
-        json_object_set_new(st, "prompt_tokens", json_integer((json_int_t)t->prompt_tokens));
-        json_object_set_new(st, "generated_tokens", json_integer((json_int_t)t->generated_tokens));
-        json_object_set_new(st, "kv_blocks_total", json_integer((json_int_t)t->kv_blocks_total));
-        json_object_set_new(st, "kv_blocks_used", json_integer((json_int_t)t->kv_blocks_used));
-        json_object_set_new(st, "prefix_cache_queries",
-                            json_integer((json_int_t)t->prefix_cache_queries));
-        json_object_set_new(st, "prefix_cache_hits", json_integer((json_int_t)t->prefix_cache_hits));
-        json_object_set_new(st, "preemptions", json_integer((json_int_t)t->preemptions));
-        json_object_set_new(o, "stats", st);
-    } else {
-        json_object_set_new(o, "stats", json_null());
-    }
+    json_object_set_new(o, "stats", s->have_stats ? obs_stats_json(&s->st) : json_null());
     if (s->have_bpf) {
-        json_t *b = json_object(), *c = json_object(), *h = json_object();
+        json_t *b = json_object(), *c = json_object();
         for (int i = 0; i < INFERD_C_COUNT; i++)
             json_object_set_new(c, obs_ctr_names[i],
                                 i == INFERD_C_KV_IN_USE
                                     ? json_integer((json_int_t)(int64_t)s->b.c[i])
                                     : json_integer((json_int_t)s->b.c[i]));
-        for (int i = 0; i < INFERD_H_COUNT; i++) {
-            const struct inferd_hist *x = &s->b.h[i];
-            json_t *e = json_object();
-            json_object_set_new(e, "count", json_integer((json_int_t)x->count));
-            json_object_set_new(e, "sum", json_integer((json_int_t)x->sum));
-            json_object_set_new(e, "p50", json_real(obs_hist_quantile(x, 0.5)));
-            json_object_set_new(e, "p90", json_real(obs_hist_quantile(x, 0.9)));
-            json_object_set_new(e, "p99", json_real(obs_hist_quantile(x, 0.99)));
-            json_object_set_new(h, obs_hist_names[i], e);
-        }
         json_object_set_new(b, "counters", c);
-        json_object_set_new(b, "hists", h);
+        json_object_set_new(b, "hists", obs_hists_summary_json(s->b.h));
         json_object_set_new(o, "bpf", b);
     } else {
         json_object_set_new(o, "bpf", json_null());
     }
+    /* What the view shows, from the source above. */
+    const uint64_t *fin;
+    const struct inferd_hist *h = top_hists(s, &fin);
+    json_object_set_new(o, "hists", h ? obs_hists_summary_json(h) : json_null());
+    json_object_set_new(o, "finished", h ? obs_reasons_json(fin) : json_null());
     return o;
-}
-
-static void top_fmt_ns(char *buf, size_t n, double ns)
-{
-    if (ns < 1e3)
-        snprintf(buf, n, "%.0fns", ns);
-    else if (ns < 1e6)
-        snprintf(buf, n, "%.1fus", ns / 1e3);
-    else if (ns < 1e9)
-        snprintf(buf, n, "%.1fms", ns / 1e6);
-    else
-        snprintf(buf, n, "%.2fs", ns / 1e9);
 }
 
 static void top_print(const struct obs_snap *s, const struct obs_snap *prev, double dt,
                       const char *dir)
 {
     printf("inferd top - source: %s\n",
-           s->have_bpf ? "BPF maps" : "daemon stats (no BPF maps: inferctl bpf attach, as root)");
+           s->have_bpf ? "BPF maps" : "daemon stats (BPF maps: inferctl bpf attach, as root)");
     if (s->have_stats) {
-        const struct infer_stats *t = &s->st;
+        const struct prom_stats *t = &s->st;
         double rate = prev && prev->have_stats && dt > 0
                           ? (double)(t->generated_tokens - prev->st.generated_tokens) / dt
                           : 0;
@@ -138,32 +125,19 @@ static void top_print(const struct obs_snap *s, const struct obs_snap *prev, dou
     } else {
         printf("(daemon not reachable)\n");
     }
-    if (!s->have_bpf)
+    const uint64_t *c;
+    const struct inferd_hist *h = top_hists(s, &c);
+    if (!h) {
+        printf("(no histograms: the daemon predates them and no BPF maps are attached)\n");
         return;
-    const uint64_t *c = s->b.c;
-    printf("finished  length %llu  eos %llu  stop %llu  cancelled %llu  error %llu   (BPF, %s)\n",
-           (unsigned long long)c[INFERD_C_FIN_LENGTH], (unsigned long long)c[INFERD_C_FIN_EOS],
-           (unsigned long long)c[INFERD_C_FIN_STOP], (unsigned long long)c[INFERD_C_FIN_CANCELLED],
-           (unsigned long long)c[INFERD_C_FIN_ERROR], dir);
-    printf("\n%-14s %10s %10s %10s %10s %10s\n", "", "count", "mean", "p50", "p90", "p99");
-    for (int i = 0; i < INFERD_H_COUNT; i++) {
-        const struct inferd_hist *h = &s->b.h[i];
-        double mean = h->count ? (double)h->sum / (double)h->count : 0;
-        double q[3] = {obs_hist_quantile(h, 0.5), obs_hist_quantile(h, 0.9),
-                       obs_hist_quantile(h, 0.99)};
-        char f[4][32];
-        if (i == INFERD_H_BATCH) {
-            snprintf(f[0], sizeof f[0], "%.1f", mean);
-            for (int k = 0; k < 3; k++)
-                snprintf(f[k + 1], sizeof f[k + 1], "%.0f", q[k]);
-        } else {
-            top_fmt_ns(f[0], sizeof f[0], mean);
-            for (int k = 0; k < 3; k++)
-                top_fmt_ns(f[k + 1], sizeof f[k + 1], q[k]);
-        }
-        printf("%-14s %10llu %10s %10s %10s %10s\n", obs_hist_names[i],
-               (unsigned long long)h->count, f[0], f[1], f[2], f[3]);
     }
+    printf("finished  length %llu  eos %llu  stop %llu  cancelled %llu  error %llu   (%s%s)\n",
+           (unsigned long long)c[INFERD_PROBE_LENGTH], (unsigned long long)c[INFERD_PROBE_EOS],
+           (unsigned long long)c[INFERD_PROBE_STOP], (unsigned long long)c[INFERD_PROBE_CANCELLED],
+           (unsigned long long)c[INFERD_PROBE_ERROR], s->have_bpf ? "BPF, " : "daemon",
+           s->have_bpf ? dir : "");
+    putchar('\n');
+    obs_print_hists(stdout, h);
 }
 
 int cmd_top(int argc, char **argv)
@@ -247,163 +221,13 @@ int cmd_top(int argc, char **argv)
 
 /* ---- metrics -------------------------------------------------------- */
 
-struct prom {
-    FILE *fp;
-    char labels[400]; /* model_name="..." */
-};
-
-static void prom_head(struct prom *p, const char *name, const char *type, const char *help)
-{
-    fprintf(p->fp, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
-static void prom_value(struct prom *p, const char *name, const char *type, const char *help,
-                       double v)
-{
-    prom_head(p, name, type, help);
-    fprintf(p->fp, "%s{%s} %.17g\n", name, p->labels, v);
-}
-
-/* A log2 histogram as Prometheus buckets; scale converts slot bounds and
- * the sum into the metric's unit (1e-9: nanoseconds to seconds). Buckets
- * from slot lo to hi, then +Inf. */
-static void prom_hist(struct prom *p, const char *name, const char *help,
-                      const struct inferd_hist *h, double scale, int lo, int hi)
-{
-    prom_head(p, name, "histogram", help);
-    uint64_t cum = 0;
-    for (int i = 0; i < lo; i++)
-        cum += h->slots[i];
-    for (int i = lo; i <= hi; i++) {
-        cum += h->slots[i];
-        fprintf(p->fp, "%s_bucket{%s,le=\"%.12g\"} %llu\n", name, p->labels,
-                (double)(1ULL << i) * scale, (unsigned long long)cum);
-    }
-    uint64_t total = 0;
-    for (int i = 0; i < INFERD_HIST_SLOTS; i++)
-        total += h->slots[i];
-    fprintf(p->fp, "%s_bucket{%s,le=\"+Inf\"} %llu\n", name, p->labels, (unsigned long long)total);
-    fprintf(p->fp, "%s_sum{%s} %.17g\n", name, p->labels, (double)h->sum * scale);
-    fprintf(p->fp, "%s_count{%s} %llu\n", name, p->labels, (unsigned long long)total);
-}
-
-static void prom_reason(struct prom *p, const char *name, const char *reason_label,
-                        const char *reason, uint64_t v)
-{
-    fprintf(p->fp, "%s{%s,%s=\"%s\"} %llu\n", name, p->labels, reason_label, reason,
-            (unsigned long long)v);
-}
-
-/* Writes the exposition of s to fp. */
-static void obs_prometheus(FILE *fp, const struct obs_snap *s, bool bpf)
-{
-    struct prom p = {fp, {0}};
-    const char *model = s->model[0] ? s->model : "inferd";
-    char esc[340];
-    size_t k = 0;
-    for (const char *c = model; *c && k + 2 < sizeof esc; c++) {
-        if (*c == '"' || *c == '\\')
-            esc[k++] = '\\';
-        esc[k++] = *c == '\n' ? ' ' : *c;
-    }
-    esc[k] = 0;
-    snprintf(p.labels, sizeof p.labels, "model_name=\"%s\"", esc);
-    const double blk = KV_BLOCK_TOKENS;
-    if (s->have_stats) {
-        const struct infer_stats *t = &s->st;
-        prom_value(&p, "vllm:num_requests_running", "gauge",
-                   "Number of requests in model execution batches.", (double)t->requests_running);
-        prom_value(&p, "vllm:num_requests_waiting", "gauge", "Number of requests waiting to be processed.",
-                   (double)t->requests_waiting);
-        prom_value(&p, "vllm:kv_cache_usage_perc", "gauge", "KV-cache usage. 1 means 100 percent usage.",
-                   t->kv_blocks_total ? (double)t->kv_blocks_used / (double)t->kv_blocks_total : 0);
-        prom_value(&p, "inferd:kv_blocks_used", "gauge", "KV blocks referenced by sequences.",
-                   (double)t->kv_blocks_used);
-        prom_value(&p, "inferd:kv_blocks_total", "gauge", "KV blocks in the pool.",
-                   (double)t->kv_blocks_total);
-    }
-    if (s->have_stats && !bpf) {
-        const struct infer_stats *t = &s->st;
-        prom_value(&p, "vllm:prefix_cache_queries_total", "counter",
-                   "Prefix cache queries, in tokens (full blocks looked up x block size).",
-                   (double)t->prefix_cache_queries * blk);
-        prom_value(&p, "vllm:prefix_cache_hits_total", "counter", "Prefix cache hits, in tokens.",
-                   (double)t->prefix_cache_hits * blk);
-        prom_value(&p, "inferd:prefix_cache_block_queries_total", "counter",
-                   "Prefix cache lookups, in blocks.", (double)t->prefix_cache_queries);
-        prom_value(&p, "inferd:prefix_cache_block_hits_total", "counter",
-                   "Prefix cache hits, in blocks.", (double)t->prefix_cache_hits);
-        prom_value(&p, "vllm:num_preemptions_total", "counter", "Cumulative number of preemptions.",
-                   (double)t->preemptions);
-        prom_value(&p, "vllm:prompt_tokens_total", "counter", "Number of prefill tokens processed.",
-                   (double)t->prompt_tokens);
-        prom_value(&p, "vllm:generation_tokens_total", "counter",
-                   "Number of generation tokens processed.", (double)t->generated_tokens);
-        prom_value(&p, "inferd:requests_finished_total", "counter",
-                   "Requests that ended (any reason).", (double)t->requests_finished);
-    }
-    if (!bpf || !s->have_bpf)
-        return;
-    const uint64_t *c = s->b.c;
-    const struct inferd_hist *h = s->b.h;
-    prom_value(&p, "vllm:prefix_cache_queries_total", "counter",
-               "Prefix cache queries, in tokens.", (double)c[INFERD_C_PREFIX_Q_TOKENS]);
-    prom_value(&p, "vllm:prefix_cache_hits_total", "counter", "Prefix cache hits, in tokens.",
-               (double)c[INFERD_C_PREFIX_H_TOKENS]);
-    prom_value(&p, "inferd:prefix_cache_block_queries_total", "counter",
-               "Prefix cache lookups, in blocks.", (double)c[INFERD_C_PREFIX_Q_BLOCKS]);
-    prom_value(&p, "inferd:prefix_cache_block_hits_total", "counter", "Prefix cache hits, in blocks.",
-               (double)c[INFERD_C_PREFIX_H_BLOCKS]);
-    prom_value(&p, "vllm:num_preemptions_total", "counter", "Cumulative number of preemptions.",
-               (double)c[INFERD_C_PREEMPTIONS]);
-    prom_value(&p, "vllm:prompt_tokens_total", "counter", "Number of prefill tokens processed.",
-               (double)c[INFERD_C_PROMPT_TOKENS]);
-    prom_value(&p, "vllm:generation_tokens_total", "counter", "Number of generation tokens processed.",
-               (double)c[INFERD_C_GEN_TOKENS]);
-    uint64_t fin = 0;
-    for (int i = INFERD_C_FIN_LENGTH; i <= INFERD_C_FIN_ERROR; i++)
-        fin += c[i];
-    prom_value(&p, "inferd:requests_finished_total", "counter", "Requests that ended (any reason).",
-               (double)fin);
-    prom_head(&p, "vllm:request_success_total", "counter",
-              "Count of finished requests by finish reason (stop covers EOS and stop strings).");
-    prom_reason(&p, "vllm:request_success_total", "finished_reason", "stop",
-                c[INFERD_C_FIN_EOS] + c[INFERD_C_FIN_STOP]);
-    prom_reason(&p, "vllm:request_success_total", "finished_reason", "length", c[INFERD_C_FIN_LENGTH]);
-    prom_reason(&p, "vllm:request_success_total", "finished_reason", "abort",
-                c[INFERD_C_FIN_CANCELLED] + c[INFERD_C_FIN_ERROR]);
-    prom_head(&p, "inferd:requests_by_reason_total", "counter",
-              "Requests that ended, by inferd's finish reason.");
-    static const char *const reasons[] = {"length", "eos", "stop", "cancelled", "error"};
-    for (int i = 0; i < 5; i++)
-        prom_reason(&p, "inferd:requests_by_reason_total", "reason", reasons[i], c[i]);
-    prom_value(&p, "inferd:kv_blocks_in_use_bpf", "gauge",
-               "KV blocks referenced, from the kv_alloc/kv_free probes since attach.",
-               (double)(int64_t)c[INFERD_C_KV_IN_USE]);
-    const double ns = 1e-9;
-    prom_hist(&p, "vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.",
-              &h[INFERD_H_TTFT], ns, 14, 36);
-    prom_hist(&p, "vllm:inter_token_latency_seconds", "Histogram of inter-token latency in seconds.",
-              &h[INFERD_H_ITL], ns, 10, 34);
-    prom_hist(&p, "vllm:e2e_request_latency_seconds",
-              "Histogram of end to end request latency in seconds.", &h[INFERD_H_E2E], ns, 14, 38);
-    prom_hist(&p, "vllm:request_queue_time_seconds",
-              "Histogram of time spent in WAITING phase for request.", &h[INFERD_H_QUEUE], ns, 10, 38);
-    prom_hist(&p, "vllm:request_prefill_time_seconds",
-              "Histogram of time from scheduling to first token (prefill) in seconds.",
-              &h[INFERD_H_PREFILL], ns, 10, 36);
-    prom_hist(&p, "vllm:iteration_tokens_total", "Histogram of number of tokens per engine_step.",
-              &h[INFERD_H_BATCH], 1.0, 0, 16);
-    prom_hist(&p, "inferd:engine_step_seconds", "Histogram of engine step duration in seconds.",
-              &h[INFERD_H_STEP], ns, 10, 36);
-}
-
 int cmd_metrics(int argc, char **argv)
 {
     static const char usage[] =
         "usage: inferctl metrics [--socket PATH] [--bpf] [--pin-dir DIR] [--model-name NAME]\n"
-        "  Prometheus text format: the daemon's stats; with --bpf the counters and\n"
-        "  latency histograms come from the BPF maps (inferctl bpf attach).\n";
+        "  Prometheus text format (as inferd --metrics-port serves it): the daemon's\n"
+        "  stats, counters and latency histograms; with --bpf the counters and\n"
+        "  histograms come from the BPF maps (inferctl bpf attach) instead.\n";
     enum { O_SOCKET = 256, O_BPF, O_DIR, O_MODEL, O_HELP };
     static const struct option opts[] = {
         {"socket", required_argument, 0, O_SOCKET}, {"bpf", no_argument, 0, O_BPF},
@@ -444,7 +268,15 @@ int cmd_metrics(int argc, char **argv)
                 ccli_socket(sock));
         rc = 1;
     } else {
-        obs_prometheus(stdout, s, bpf);
+        /* The renderer of the daemon's own /metrics, fed the same way. */
+        struct prom_input in = {
+            .model = s->model,
+            .stats = s->have_stats ? &s->st : NULL,
+            .bpf_hists = bpf ? s->b.h : NULL,
+            .bpf_counters = bpf ? s->b.c : NULL,
+        };
+        if (prom_write(stdout, &in) != 0 || fflush(stdout) != 0)
+            rc = 1;
     }
     free(s);
     return rc;

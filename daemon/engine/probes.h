@@ -6,7 +6,10 @@
  *   bpftrace -e 'usdt:/usr/bin/inferd:inferd:request_finished { @[arg1] = count(); }'
  *
  * Times are nanoseconds of CLOCK_MONOTONIC (sched_now_ns); durations are
- * differences of them, 0 when a moment was not reached.
+ * differences of them, 0 when a moment was not reached. The scheduler
+ * keeps the daemon's own histograms and finish counts (obsstats.h) where
+ * these probes fire, computing each value once for both, so the BPF maps
+ * and the daemon's Stats agree exactly.
  *
  * request_queued    (req_id, prompt_tokens, max_tokens, n_samples)
  *     sched_submit accepted a request.

@@ -320,11 +320,15 @@ static void req_end(struct sched *s, struct sched_req *r, enum sched_ev_type typ
     ev.time = r->t.finished;
     if (type == SCHED_EV_CANCELLED)
         INFERD_PROBE2(request_cancelled, r->id, r->generated);
-    INFERD_PROBE6(request_finished, r->id,
-                  type == SCHED_EV_FINISHED    ? (int)r->last_finish
-                  : type == SCHED_EV_CANCELLED ? (int)INFERD_PROBE_CANCELLED
-                                               : (int)INFERD_PROBE_ERROR,
-                  r->n_prompt, r->generated, r->t.finished - r->t.queued, r->cached_prompt_tokens);
+    /* The probe and the daemon's own figures get the same values. */
+    int reason = type == SCHED_EV_FINISHED    ? (int)r->last_finish
+                 : type == SCHED_EV_CANCELLED ? (int)INFERD_PROBE_CANCELLED
+                                              : (int)INFERD_PROBE_ERROR;
+    uint64_t e2e_ns = r->t.finished - r->t.queued;
+    INFERD_PROBE6(request_finished, r->id, reason, r->n_prompt, r->generated, e2e_ns,
+                  r->cached_prompt_tokens);
+    s->st.obs.finished[reason]++;
+    obs_hist_add(&s->st.obs.h[INFERD_H_E2E], e2e_ns);
     req_unlink(s, r);
     if (type == SCHED_EV_FINISHED)
         s->st.finished++;
@@ -663,12 +667,17 @@ static int sched_sample(struct sched *s, struct sched_seq *q, const float *logit
         ev.token = id;
         uint64_t now = sched_now_ns();
         ev.time = now;
-        INFERD_PROBE4(request_token, r->id, q->sample, r->generated,
-                      r->t.last_token ? now - r->t.last_token : 0);
+        /* The probes and the daemon's own figures get the same values. */
+        uint64_t itl_ns = r->t.last_token ? now - r->t.last_token : 0;
+        INFERD_PROBE4(request_token, r->id, q->sample, r->generated, itl_ns);
+        if (r->generated > 1)
+            obs_hist_add(&s->st.obs.h[INFERD_H_ITL], itl_ns);
         if (!r->t.first_token) {
             r->t.first_token = now;
-            INFERD_PROBE3(request_first_token, r->id, now - r->t.queued,
-                          now - r->t.scheduled);
+            uint64_t ttft_ns = now - r->t.queued, prefill_ns = now - r->t.scheduled;
+            INFERD_PROBE3(request_first_token, r->id, ttft_ns, prefill_ns);
+            obs_hist_add(&s->st.obs.h[INFERD_H_TTFT], ttft_ns);
+            obs_hist_add(&s->st.obs.h[INFERD_H_PREFILL], prefill_ns);
         }
         r->t.last_token = now;
         if (tok_is_eog(e->tok, id)) {
@@ -709,6 +718,16 @@ static int sched_sample(struct sched *s, struct sched_seq *q, const float *logit
             req_end(s, r, SCHED_EV_FINISHED, 0);
     }
     return 0;
+}
+
+/* The end of a step that ran its forward pass: the step_end probe and the
+ * daemon's own step figures, with the same values. */
+static void sched_step_end(struct sched *s, uint32_t n_tok, uint64_t t_step, int rc)
+{
+    uint64_t step_ns = sched_now_ns() - t_step;
+    INFERD_PROBE5(step_end, s->st.steps - 1, n_tok, s->n_step, step_ns, rc);
+    obs_hist_add(&s->st.obs.h[INFERD_H_STEP], step_ns);
+    obs_hist_add(&s->st.obs.h[INFERD_H_BATCH], n_tok);
 }
 
 int sched_step(struct sched *s)
@@ -761,8 +780,10 @@ int sched_step(struct sched *s)
             r->cached_prompt_tokens = q->n_computed;
             s->st.cached_prompt_tokens += q->n_computed;
         }
-        INFERD_PROBE4(request_admitted, r->id, readmission ? 0 : r->t.scheduled - r->t.queued,
-                      q->n_computed, (int)readmission);
+        uint64_t queue_ns = readmission ? 0 : r->t.scheduled - r->t.queued;
+        INFERD_PROBE4(request_admitted, r->id, queue_ns, q->n_computed, (int)readmission);
+        if (!readmission)
+            obs_hist_add(&s->st.obs.h[INFERD_H_QUEUE], queue_ns);
         list_remove(s->waiting, &s->n_waiting, q);
         q->running = true;
         list_insert(s->running, &s->n_running, q);
@@ -813,7 +834,7 @@ int sched_step(struct sched *s)
         for (uint32_t j = 0; j < n_dead; j++)
             req_end(s, dead[j], SCHED_EV_ERROR, rc);
         free(dead);
-        INFERD_PROBE5(step_end, s->st.steps - 1, n_tok, s->n_step, sched_now_ns() - t_step, rc);
+        sched_step_end(s, n_tok, t_step, rc);
         return rc;
     }
     s->st.tokens_processed += n_tok;
@@ -877,7 +898,7 @@ int sched_step(struct sched *s)
             return rc;
         }
     }
-    INFERD_PROBE5(step_end, s->st.steps - 1, n_tok, s->n_step, sched_now_ns() - t_step, 0);
+    sched_step_end(s, n_tok, t_step, 0);
     return (int)n_tok;
 }
 

@@ -32,6 +32,7 @@
 
 #include "blockmgr.h"
 #include "engine.h"
+#include "obsstats.h"
 #include "sampler.h"
 
 struct sched_params {
@@ -104,6 +105,9 @@ struct sched_stats {
     uint32_t kv_blocks_total, kv_blocks_used, kv_blocks_cached;
     uint64_t kv_slots_used_sum, kv_slots_alloc_sum; /* summed over steps: utilization */
     struct bm_stats cache;
+    /* Latency histograms and finish counters, kept where the USDT probes
+     * fire and with their values (obsstats.h). */
+    struct obs_stats obs;
 };
 
 struct sched;

@@ -2,6 +2,7 @@
  * and config file). See config.h. */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
@@ -55,6 +56,8 @@ static const struct cfg_opt cfg_opts[] = {
     {"spin-us", CFG_U32, OFF(spin_us), 0, 1000000, "N  busy-poll the rings this long before sleeping (default 50)"},
     {"drain-timeout-ms", CFG_U32, OFF(drain_timeout_ms), 0, 3600000, "N  on SIGTERM, let requests finish this long (default 10000)"},
     {"hello-timeout-ms", CFG_U32, OFF(hello_timeout_ms), 10, 3600000, "N  drop a session that sends no Hello (default 5000)"},
+    {"metrics-port", CFG_U32, OFF(metrics_port), 0, 65535, "PORT  serve Prometheus metrics at http://ADDR:PORT/metrics (0: any free port, logged; default: off)"},
+    {"metrics-address", CFG_STR, OFF(metrics_address), 0, 0, "ADDR  the IPv4 or IPv6 address of --metrics-port (default " CFG_METRICS_ADDRESS ")"},
     {"verbose", CFG_FLAG, OFF(verbose), 0, 0, "      log sessions to stderr"},
     {"config", CFG_CONFIG, 0, 0, 0, "FILE  read settings from FILE (key = value lines)"},
     {"help", CFG_HELP, 0, 0, 0, "      this text"},
@@ -88,6 +91,7 @@ void cfg_default(struct inferd_config *c)
     c->spin_us = 50;
     c->drain_timeout_ms = 10000;
     c->hello_timeout_ms = 5000;
+    c->metrics_port = CFG_NO_PORT;
 }
 
 void cfg_free(struct inferd_config *c)
@@ -95,6 +99,8 @@ void cfg_free(struct inferd_config *c)
     if (!c)
         return;
     free(c->socket_path);
+    free(c->metrics_address);
+    c->metrics_address = NULL;
     for (size_t i = 0; i < c->n_models; i++) {
         free(c->models[i].name);
         free(c->models[i].path);
@@ -346,6 +352,16 @@ static int cfg_check(const struct inferd_config *c, char *err, size_t errlen)
         return cfg_fail(err, errlen, "at least one --model (or --echo) is required");
     if (c->echo && c->n_models)
         return cfg_fail(err, errlen, "--echo serves no models; drop --model");
+    if (c->metrics_address) {
+        unsigned char a[16];
+        if (c->metrics_port == CFG_NO_PORT)
+            return cfg_fail(err, errlen, "--metrics-address needs --metrics-port");
+        if (inet_pton(AF_INET, c->metrics_address, a) != 1 &&
+            inet_pton(AF_INET6, c->metrics_address, a) != 1)
+            return cfg_fail(err, errlen,
+                            "--metrics-address: expected an IPv4 or IPv6 address, got '%s'",
+                            c->metrics_address);
+    }
     if (!cfg_pow2(c->submit_ring_bytes) || !cfg_pow2(c->completion_ring_bytes))
         return cfg_fail(err, errlen, "ring sizes must be powers of two");
     if (c->max_message_bytes > c->completion_ring_bytes / 2 ||

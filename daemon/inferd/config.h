@@ -48,7 +48,12 @@ struct inferd_config {
     uint32_t hello_timeout_ms;  /* a session that sends no Hello is dropped */
     bool echo;                  /* null engine: answer every Request at once */
     bool verbose;
+    uint32_t metrics_port;      /* HTTP GET /metrics; CFG_NO_PORT: off, 0: any free port */
+    char *metrics_address;      /* NULL: CFG_METRICS_ADDRESS */
 };
+
+#define CFG_NO_PORT UINT32_MAX
+#define CFG_METRICS_ADDRESS "127.0.0.1"
 
 /* Fills the defaults. */
 void cfg_default(struct inferd_config *c);

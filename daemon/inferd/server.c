@@ -565,7 +565,7 @@ static int srv_loop(struct srv *v)
 }
 
 int srv_run(const struct inferd_config *cfg, int lfd, struct worker **workers, size_t n_workers,
-            struct wk_outbox *ob)
+            struct wk_outbox *ob, struct dstats_src *stats)
 {
     struct srv *v = calloc(1, sizeof *v);
     if (!v) {
@@ -579,6 +579,7 @@ int srv_run(const struct inferd_config *cfg, int lfd, struct worker **workers, s
     v->ctx.cfg = cfg;
     v->ctx.workers = workers;
     v->ctx.n_workers = n_workers;
+    v->ctx.stats = stats;
     v->op_accept = (struct srv_op){OP_ACCEPT, NULL};
     v->op_signal = (struct srv_op){OP_SIGNAL, NULL};
     v->op_timer = (struct srv_op){OP_TIMER, NULL};

@@ -16,6 +16,7 @@
 #include <stddef.h>
 
 #include "config.h"
+#include "dstats.h"
 #include "worker.h"
 
 /* Creates the listening socket at cfg->socket_path (a stale socket file is
@@ -26,8 +27,10 @@ int srv_listen(const struct inferd_config *cfg, char *msg, size_t msglen);
 /* Runs the loop until a drain completes. SIGTERM and SIGINT must already be
  * blocked in every thread (the loop reads them from a signalfd). Takes the
  * listening socket (closes it and unlinks the path when draining starts).
- * 0 on a clean drain, -errno when the loop could not start. */
+ * stats: the daemon's figures (the Stats message; the echo engine counts
+ * its requests there). 0 on a clean drain, -errno when the loop could not
+ * start. */
 int srv_run(const struct inferd_config *cfg, int lfd, struct worker **workers, size_t n_workers,
-            struct wk_outbox *ob);
+            struct wk_outbox *ob, struct dstats_src *stats);
 
 #endif

@@ -369,8 +369,8 @@ static int sess_echo(struct sess_ctx *ctx, struct sess *s, const struct wire_req
     };
     if (wire_build_done(ctx->b, &d) == 0)
         sess_send(ctx, s, false);
-    ctx->echo_finished++;
-    ctx->echo_tokens += n;
+    atomic_fetch_add_explicit(&ctx->stats->echo_finished, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&ctx->stats->echo_tokens, n, memory_order_relaxed);
     return 0;
 }
 
@@ -630,25 +630,19 @@ static int sess_models(struct sess_ctx *ctx, struct sess *s)
 
 static int sess_stats(struct sess_ctx *ctx, struct sess *s)
 {
-    struct wire_stats w = {0};
-    for (size_t i = 0; i < ctx->n_workers; i++) {
-        struct sched_stats st;
-        wk_get_stats(ctx->workers[i], &st);
-        w.requests_running += st.running;
-        w.requests_waiting += st.waiting;
-        w.requests_finished += st.finished + st.cancelled;
-        w.prompt_tokens += st.prompt_tokens;
-        w.generated_tokens += st.generated_tokens;
-        w.kv_blocks_total += st.kv_blocks_total;
-        w.kv_blocks_used += st.kv_blocks_used;
-        w.prefix_cache_queries += st.cache.queries;
-        w.prefix_cache_hits += st.cache.hits;
-        w.preemptions += st.preemptions;
+    struct prom_stats st;
+    struct wire_histogram hists[INFERD_H_COUNT];
+    struct wire_stats w;
+    dstats_collect(ctx->stats, &st);
+    dstats_to_wire(&st, hists, &w);
+    int rc = wire_build_stats(ctx->b, &w);
+    if (rc == -EMSGSIZE) {
+        /* Under a very small --max-message-bytes: the counters without
+         * the histograms rather than no answer. */
+        w.histograms = (struct wire_histogram_list){0, NULL, NULL};
+        rc = wire_build_stats(ctx->b, &w);
     }
-    w.requests_finished += ctx->echo_finished;
-    w.prompt_tokens += ctx->echo_tokens;
-    w.generated_tokens += ctx->echo_tokens;
-    if (wire_build_stats(ctx->b, &w) == 0)
+    if (rc == 0)
         sess_send(ctx, s, false);
     return 0;
 }

@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 
 #include "config.h"
+#include "dstats.h"
 #include "ipc/ring.h"
 #include "ipc/shm.h"
 #include "ipc/wire.h"
@@ -35,17 +36,17 @@
 #define SESS_MAX_N_CAP 1024
 
 /* What the sessions share: settings, engines, the message builder, and
- * the daemon-wide counters (echo mode keeps its own statistics). */
+ * the daemon's figures (the echo engine counts its requests there). */
 struct sess_ctx {
     const struct inferd_config *cfg;
     struct worker **workers; /* one per model; none in echo mode */
     size_t n_workers;
+    struct dstats_src *stats; /* the Stats message's source */
     struct wire_builder *b;  /* one builder: the IPC thread is alone */
     uint64_t next_ticket;
     uint64_t next_session;
     bool draining;           /* SIGTERM: new requests are refused */
     uint64_t live_requests;  /* over all sessions */
-    uint64_t echo_finished, echo_tokens;
 };
 
 enum sess_state {

@@ -13,9 +13,12 @@
  *    The IPC thread sees `pending` (acquire) or the eventfd's read
  *    completion, then takes the list under the mutex; events are owned by the
  *    IPC thread from then on.
- *  - stats: the worker copies its scheduler's statistics into a snapshot
- *    under its mutex after every step; wk_get_stats() copies it out under
- *    the same mutex.
+ *  - stats: the worker copies its scheduler's statistics (histograms
+ *    included) into a snapshot under its mutex after every step, before
+ *    the step's events go to the outbox; wk_get_stats() copies it out
+ *    under the same mutex, from the IPC thread (Stats) or the metrics
+ *    thread (GET /metrics). Neither side does more than the copy while
+ *    holding it.
  *  - the engine: opened on the calling thread in wk_start() before the
  *    worker thread exists (pthread_create orders it); afterwards the IPC
  *    thread reads only what never changes (the tokenizer, which is immutable

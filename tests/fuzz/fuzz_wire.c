@@ -105,8 +105,26 @@ static uint64_t fuzz_wire_walk(const struct wire_msg *m)
             h = fuzz_wire_str(h + mi.n_params + mi.n_ctx, mi.quant);
         }
         return h;
-    case WIRE_STATS:
-        return fuzz_wire_bytes(h, &m->u.stats, sizeof m->u.stats);
+    case WIRE_STATS: {
+        const struct wire_stats *s = &m->u.stats;
+        const uint64_t c[] = {s->requests_running,     s->requests_waiting,  s->requests_finished,
+                              s->prompt_tokens,        s->generated_tokens,  s->kv_blocks_total,
+                              s->kv_blocks_used,       s->prefix_cache_queries,
+                              s->prefix_cache_hits,    s->preemptions};
+        h = fuzz_wire_bytes(h, c, sizeof c);
+        /* An absent list and an empty one build and read back alike. */
+        for (size_t i = 0; i < s->histograms.n; i++) {
+            struct wire_histogram hg;
+            if (wire_histogram_at(&s->histograms, i, &hg) != 0 || hg.n_slots > WIRE_HIST_SLOTS)
+                abort();
+            h = fuzz_wire_bytes(h * 31 + hg.id + hg.count * 3 + hg.sum * 5 + hg.n_slots, hg.slots,
+                                sizeof hg.slots);
+        }
+        if (s->n_finished_by_reason > WIRE_MAX_FINISH_COUNTS)
+            abort();
+        return fuzz_wire_bytes(h + s->n_finished_by_reason, s->finished_by_reason,
+                               s->n_finished_by_reason * sizeof *s->finished_by_reason);
+    }
     default:
         return h;
     }

@@ -201,11 +201,49 @@ static void fx_stats_request(struct wire_msg *m)
     m->type = WIRE_STATS_REQUEST;
 }
 
+/* The counters alone, as a daemon that predates histograms sends them. */
 static void fx_stats(struct wire_msg *m)
 {
     m->type = WIRE_STATS;
-    m->u.stats = (struct wire_stats){3,    12,   100000, 123456789, 987654321,
-                                     4096, 1000, 5000,   4321,      UINT64_MAX};
+    m->u.stats = (struct wire_stats){
+        .requests_running = 3,
+        .requests_waiting = 12,
+        .requests_finished = 100000,
+        .prompt_tokens = 123456789,
+        .generated_tokens = 987654321,
+        .kv_blocks_total = 4096,
+        .kv_blocks_used = 1000,
+        .prefix_cache_queries = 5000,
+        .prefix_cache_hits = 4321,
+        .preemptions = UINT64_MAX,
+    };
+}
+
+/* Histograms: short and full slot vectors, no slots, an id this code does
+ * not know (kept), extreme values; finish counts with an extra index. */
+static const struct wire_histogram stats_hists[] = {
+    {.id = WIRE_HIST_TTFT, .count = 3, .sum = 9, .n_slots = 4, .slots = {0, 1, 0, 2}},
+    {.id = WIRE_HIST_ITL, .count = 5, .sum = 5, .n_slots = 1, .slots = {5}},
+    {.id = WIRE_HIST_BATCH},
+    {.id = WIRE_HIST_STEP,
+     .count = UINT64_MAX,
+     .sum = UINT64_MAX - 1,
+     .n_slots = 64,
+     .slots = {[0] = 1, [1] = 2, [33] = 1, [63] = UINT64_MAX}},
+    {.id = (enum wire_hist_id)200, .count = 1, .sum = 7},
+};
+
+static void fx_stats_hists(struct wire_msg *m)
+{
+    m->type = WIRE_STATS;
+    m->u.stats = (struct wire_stats){
+        .requests_running = 2,
+        .requests_finished = 9,
+        .generated_tokens = 321,
+        .histograms = {5, stats_hists, NULL},
+        .n_finished_by_reason = 6,
+        .finished_by_reason = {3, 1, 2, 0, 1, UINT64_MAX},
+    };
 }
 
 static const struct fixture {
@@ -229,6 +267,7 @@ static const struct fixture {
     {"models_empty", fx_models_empty},
     {"stats_request", fx_stats_request},
     {"stats", fx_stats},
+    {"stats_hists", fx_stats_hists},
 };
 #define N_FIXTURES ((int)(sizeof fixtures / sizeof fixtures[0]))
 
@@ -380,6 +419,43 @@ static bool models_eq(const struct wire_models *a, const struct wire_models *b, 
     return true;
 }
 
+static bool hist_eq(const struct wire_histogram *a, const struct wire_histogram *b)
+{
+    if (a->id != b->id || a->count != b->count || a->sum != b->sum || a->n_slots != b->n_slots)
+        return false;
+    /* Slots past n_slots are zero on both sides (read as absent). */
+    return memcmp(a->slots, b->slots, sizeof a->slots) == 0;
+}
+
+static bool stats_eq(const struct wire_stats *a, const struct wire_stats *b, struct why *w)
+{
+    const uint64_t ca[] = {a->requests_running, a->requests_waiting,  a->requests_finished,
+                           a->prompt_tokens,    a->generated_tokens,  a->kv_blocks_total,
+                           a->kv_blocks_used,   a->prefix_cache_queries, a->prefix_cache_hits,
+                           a->preemptions};
+    const uint64_t cb[] = {b->requests_running, b->requests_waiting,  b->requests_finished,
+                           b->prompt_tokens,    b->generated_tokens,  b->kv_blocks_total,
+                           b->kv_blocks_used,   b->prefix_cache_queries, b->prefix_cache_hits,
+                           b->preemptions};
+    if (memcmp(ca, cb, sizeof ca) != 0)
+        return differ(w, "counters");
+    if (list_present(a->histograms.items, a->histograms.vec) !=
+            list_present(b->histograms.items, b->histograms.vec) ||
+        a->histograms.n != b->histograms.n)
+        return differ(w, "histograms");
+    for (size_t i = 0; i < a->histograms.n; i++) {
+        struct wire_histogram s, t;
+        if (wire_histogram_at(&a->histograms, i, &s) || wire_histogram_at(&b->histograms, i, &t))
+            return differ(w, "histograms[i] access");
+        if (!hist_eq(&s, &t))
+            return differ(w, "histograms[i]");
+    }
+    if (a->n_finished_by_reason != b->n_finished_by_reason ||
+        memcmp(a->finished_by_reason, b->finished_by_reason, sizeof a->finished_by_reason) != 0)
+        return differ(w, "finished_by_reason");
+    return true;
+}
+
 static bool msg_eq(const struct wire_msg *a, const struct wire_msg *b, struct why *w)
 {
     w->s[0] = '\0';
@@ -431,9 +507,7 @@ static bool msg_eq(const struct wire_msg *a, const struct wire_msg *b, struct wh
     case WIRE_MODELS:
         return models_eq(&a->u.models, &b->u.models, w);
     case WIRE_STATS:
-        if (memcmp(&a->u.stats, &b->u.stats, sizeof a->u.stats) != 0)
-            return differ(w, "counters");
-        return true;
+        return stats_eq(&a->u.stats, &b->u.stats, w);
     case WIRE_LIST_MODELS:
     case WIRE_STATS_REQUEST:
         return true;
@@ -501,8 +575,16 @@ static uint64_t walk_msg(const struct wire_msg *m)
             h = walk_str(walk_str(walk_str(h, mi.name), mi.arch), mi.quant) + mi.n_params;
         }
         return h;
+    case WIRE_STATS:
+        for (size_t i = 0; i < m->u.stats.histograms.n; i++) {
+            struct wire_histogram hg;
+            ck_assert_int_eq(wire_histogram_at(&m->u.stats.histograms, i, &hg), 0);
+            ck_assert_uint_le(hg.n_slots, WIRE_HIST_SLOTS);
+            h = walk_bytes(h, hg.slots, sizeof hg.slots) + hg.count + hg.sum + hg.id;
+        }
+        return walk_bytes(h, m->u.stats.finished_by_reason, m->u.stats.n_finished_by_reason * 8);
     default:
-        return walk_bytes(h, &m->u, sizeof m->u.stats);
+        return walk_bytes(h, &m->u, sizeof m->u.welcome);
     }
 }
 
