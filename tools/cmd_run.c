@@ -68,21 +68,6 @@ struct run_state {
     char err[256];
 };
 
-static int run_grow(void **p, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return 0;
-    size_t c = *cap ? *cap : 64;
-    while (c < need)
-        c *= 2;
-    void *n = realloc(*p, c * elem);
-    if (!n)
-        return -ENOMEM;
-    *p = n;
-    *cap = c;
-    return 0;
-}
-
 static void run_on_event(void *ud, const struct sched_event *ev)
 {
     struct run_state *st = ud;
@@ -97,9 +82,9 @@ static void run_on_event(void *ud, const struct sched_event *ev)
     struct run_seq *q = &st->seqs[ev->user * st->parallel + ev->sample];
     if (ev->token >= 0) {
         size_t cap = q->cap;
-        if (run_grow((void **)&q->tokens, &q->cap, q->n_tokens + 1, sizeof *q->tokens) ||
-            (st->top_k && run_grow((void **)&q->top, &cap, q->n_tokens + 1,
-                                   st->top_k * sizeof *q->top))) {
+        if (engine_grow((void **)&q->tokens, &q->cap, q->n_tokens + 1, sizeof *q->tokens) ||
+            (st->top_k && engine_grow((void **)&q->top, &cap, q->n_tokens + 1,
+                                      st->top_k * sizeof *q->top))) {
             st->rc = -ENOMEM;
             return;
         }
@@ -112,7 +97,7 @@ static void run_on_event(void *ud, const struct sched_event *ev)
         st->n_generated++;
     }
     if (ev->text_len) {
-        if (run_grow((void **)&q->text, &q->text_cap, q->text_len + ev->text_len + 1, 1)) {
+        if (engine_grow((void **)&q->text, &q->text_cap, q->text_len + ev->text_len + 1, 1)) {
             st->rc = -ENOMEM;
             return;
         }

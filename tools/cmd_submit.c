@@ -20,6 +20,7 @@
 #include "cli.h"
 #include "client_cli.h"
 #include "cmds.h"
+#include "engine.h"
 
 static void submit_usage(FILE *fp)
 {
@@ -64,27 +65,12 @@ struct sub_seq {
     uint64_t first_ns;
 };
 
-static int sub_grow(void **p, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return 0;
-    size_t c = *cap ? *cap : 64;
-    while (c < need)
-        c *= 2;
-    void *n = realloc(*p, c * elem);
-    if (!n)
-        return -ENOMEM;
-    *p = n;
-    *cap = c;
-    return 0;
-}
-
 static int sub_tokens(struct sub_seq *q, const struct infer_event *ev, size_t top_k, bool stream)
 {
     size_t top_cap = q->top_cap;
-    if (sub_grow((void **)&q->tokens, &q->cap, q->n_tokens + ev->n_tokens, sizeof *q->tokens) ||
-        (top_k && sub_grow((void **)&q->top, &top_cap, q->n_tokens + ev->n_tokens,
-                           2 * top_k * sizeof *q->top)))
+    size_t need = q->n_tokens + ev->n_tokens;
+    if (engine_grow((void **)&q->tokens, &q->cap, need, sizeof *q->tokens) ||
+        (top_k && engine_grow((void **)&q->top, &top_cap, need, 2 * top_k * sizeof *q->top)))
         return -ENOMEM;
     q->top_cap = top_cap;
     for (size_t i = 0; i < ev->n_tokens; i++) {
@@ -102,7 +88,7 @@ static int sub_tokens(struct sub_seq *q, const struct infer_event *ev, size_t to
     }
     q->n_tokens += ev->n_tokens;
     if (ev->text_len) {
-        if (sub_grow((void **)&q->text, &q->text_cap, q->text_len + ev->text_len + 1, 1))
+        if (engine_grow((void **)&q->text, &q->text_cap, q->text_len + ev->text_len + 1, 1))
             return -ENOMEM;
         memcpy(q->text + q->text_len, ev->text, ev->text_len);
         q->text_len += ev->text_len;

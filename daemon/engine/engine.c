@@ -194,15 +194,7 @@ int engine_eval(struct engine *e, const int32_t *tokens, size_t n, float *logits
     return rc;
 }
 
-/* Collects one request's events into a gen_result. */
-struct engine_collect {
-    struct gen_result *res;
-    const struct gen_callbacks *cb;
-    size_t cap_tokens, cap_text;
-    int rc;
-};
-
-static int engine_grow(void **p, size_t *cap, size_t need, size_t elem)
+int engine_grow(void **p, size_t *cap, size_t need, size_t elem)
 {
     if (need <= *cap)
         return 0;
@@ -216,6 +208,14 @@ static int engine_grow(void **p, size_t *cap, size_t need, size_t elem)
     *cap = c;
     return 0;
 }
+
+/* Collects one request's events into a gen_result. */
+struct engine_collect {
+    struct gen_result *res;
+    const struct gen_callbacks *cb;
+    size_t cap_tokens, cap_text;
+    int rc;
+};
 
 static void engine_on_event(void *ud, const struct sched_event *ev)
 {

@@ -85,6 +85,10 @@ int engine_generate(struct engine *e, const struct gen_request *r, const struct 
                     struct gen_result *res);
 void gen_result_free(struct gen_result *res);
 
+/* Makes the array *p (*cap elements of elem bytes) hold at least need
+ * elements, doubling its capacity from 64; 0 or -ENOMEM (*p unchanged). */
+int engine_grow(void **p, size_t *cap, size_t need, size_t elem);
+
 /* Teacher-forced evaluation: logits (n, n_vocab), row i after token i. */
 int engine_eval(struct engine *e, const int32_t *tokens, size_t n, float *logits);
 

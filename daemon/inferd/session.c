@@ -747,21 +747,6 @@ void sess_close_begin(struct sess_ctx *ctx, struct sess *s, const char *reason)
 
 /* ---- engine events ------------------------------------------------------ */
 
-static int sess_grow(void **p, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return 0;
-    size_t c = *cap ? *cap : 64;
-    while (c < need)
-        c *= 2;
-    void *n = realloc(*p, c * elem);
-    if (!n)
-        return -ENOMEM;
-    *p = n;
-    *cap = c;
-    return 0;
-}
-
 static float sess_token_logprob(const struct wk_event *ev)
 {
     for (size_t i = 0; i < ev->n_top; i++)
@@ -849,12 +834,12 @@ static int sess_token(struct sess_ctx *ctx, struct sess *s, struct sess_req *r,
         sess_flush_acc1(ctx, s, r, ev->sample);
     if (tok) {
         size_t cap = a->cap;
-        if (sess_grow((void **)&a->tok, &a->cap, a->n + 1, sizeof *a->tok))
+        if (engine_grow((void **)&a->tok, &a->cap, a->n + 1, sizeof *a->tok))
             return sess_fatal(s, "out of memory");
         if (r->logprobs) {
             size_t c1 = cap, c2 = cap;
-            if (sess_grow((void **)&a->lp, &c1, a->n + 1, sizeof *a->lp) ||
-                sess_grow((void **)&a->top, &c2, a->n + 1, r->logprobs * sizeof *a->top))
+            if (engine_grow((void **)&a->lp, &c1, a->n + 1, sizeof *a->lp) ||
+                engine_grow((void **)&a->top, &c2, a->n + 1, r->logprobs * sizeof *a->top))
                 return sess_fatal(s, "out of memory");
             a->lp[a->n] = sess_token_logprob(ev);
             for (size_t i = 0; i < r->logprobs; i++)
@@ -865,7 +850,7 @@ static int sess_token(struct sess_ctx *ctx, struct sess *s, struct sess_req *r,
         a->tok[a->n++] = ev->token;
     }
     if (ev->text_len) {
-        if (sess_grow((void **)&a->text, &a->cap_text, a->n_text + ev->text_len, 1))
+        if (engine_grow((void **)&a->text, &a->cap_text, a->n_text + ev->text_len, 1))
             return sess_fatal(s, "out of memory");
         memcpy(a->text + a->n_text, ev->text, ev->text_len);
         a->n_text += ev->text_len;
