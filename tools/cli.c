@@ -182,3 +182,14 @@ char *cli_utf8_sanitize(const char *s, size_t len)
     out[o] = 0;
     return out;
 }
+
+int cli_print_json(json_t *o, size_t flags)
+{
+    char *str = json_dumps(o, flags);
+    json_decref(o);
+    if (!str)
+        return -ENOMEM;
+    printf("%s\n", str);
+    free(str);
+    return 0;
+}

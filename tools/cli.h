@@ -1,11 +1,13 @@
 /* cli.h - small helpers shared by the inferctl subcommands: strict number
- * parsing, KV type names, and JSON-safe text. */
+ * parsing, KV type names, JSON-safe text and JSON output. */
 #ifndef INFERD_CLI_H
 #define INFERD_CLI_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <jansson.h>
 
 #include "dtype.h"
 
@@ -24,5 +26,8 @@ int cli_ids(const char *s, int32_t **out, size_t *n);
 /* Copy of bytes with invalid UTF-8 sequences replaced by U+FFFD, as a
  * NUL-terminated malloc'd string (JSON strings must be valid UTF-8). */
 char *cli_utf8_sanitize(const char *s, size_t len);
+/* Prints o as one line of JSON (json_dumps flags) and frees it; 0 or
+ * -ENOMEM. */
+int cli_print_json(json_t *o, size_t flags);
 
 #endif

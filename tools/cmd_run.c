@@ -11,9 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli.h"
+#include "cli_gen.h"
 #include "cmds.h"
 #include "engine.h"
 #include "scheduler.h"
@@ -26,32 +26,20 @@ static void run_usage(FILE *fp)
             "  --parallel N             N samples of each prompt, sharing its KV blocks\n"
             "  --kv-memory SIZE         KV pool: bytes (K/M/G suffix) or N%% of available memory\n"
             "                           (default: every sequence at full length)\n"
-            "  --priority P             scheduling priority (lower runs first)\n"
-            "  --max-tokens N           tokens to generate (default 256)\n"
-            "  --temperature T          0 = greedy (default 0.8)\n"
-            "  --top-k K                (default 40; 0 = off)\n"
-            "  --top-p P                (default 0.95; 1 = off)\n"
-            "  --min-p P                (default 0.05; 0 = off)\n"
-            "  --repeat-penalty R       (default 1 = off)\n"
-            "  --frequency-penalty F    (default 0)\n"
-            "  --presence-penalty F     (default 0)\n"
-            "  --repeat-last-n N        penalty window (default 64)\n"
-            "  --stop TEXT              stop string (repeatable)\n"
-            "  --seed S                 sampling seed (default: random, printed on stderr)\n"
-            "  --threads N              (default: all cores)\n"
-            "  --ctx-size N             context length (default: the model's, at most 4096)\n"
-            "  --kv-type f32|f16|bf16   KV cache type (default f16)\n"
-            "  --top-probs K            report the K most probable tokens per step\n"
-            "  --json                   print a JSON object as the last line\n"
-            "  --quiet                  no timing line on stderr\n");
+            "  --priority P             scheduling priority (lower runs first)\n");
+    cli_gen_usage_sampling(fp);
+    fputs("  --threads N              (default: all cores)\n"
+          "  --ctx-size N             context length (default: the model's, at most 4096)\n"
+          "  --kv-type f32|f16|bf16   KV cache type (default f16)\n"
+          "  --top-probs K            report the K most probable tokens per step\n"
+          "  --json                   print a JSON object as the last line\n"
+          "  --quiet                  no timing line on stderr\n",
+          fp);
 }
 
 /* What one sequence (prompt k, sample j) produced. */
 struct run_seq {
-    int32_t *tokens;
-    size_t n_tokens, cap;
-    char *text;
-    size_t text_len, text_cap;
+    struct cli_gen_seq g;
     struct smp_prob *top;
     enum gen_finish finish;
 };
@@ -80,127 +68,75 @@ static void run_on_event(void *ud, const struct sched_event *ev)
         return;
     }
     struct run_seq *q = &st->seqs[ev->user * st->parallel + ev->sample];
+    struct cli_gen_seq *g = &q->g;
     if (ev->token >= 0) {
-        size_t cap = q->cap;
-        if (engine_grow((void **)&q->tokens, &q->cap, q->n_tokens + 1, sizeof *q->tokens) ||
-            (st->top_k && engine_grow((void **)&q->top, &cap, q->n_tokens + 1,
+        size_t cap = g->cap;
+        if (engine_grow((void **)&g->tokens, &g->cap, g->n_tokens + 1, sizeof *g->tokens) ||
+            (st->top_k && engine_grow((void **)&q->top, &cap, g->n_tokens + 1,
                                       st->top_k * sizeof *q->top))) {
             st->rc = -ENOMEM;
             return;
         }
         if (st->top_k)
-            memcpy(q->top + q->n_tokens * st->top_k, ev->top, st->top_k * sizeof *q->top);
-        q->tokens[q->n_tokens++] = ev->token;
+            memcpy(q->top + g->n_tokens * st->top_k, ev->top, st->top_k * sizeof *q->top);
+        g->tokens[g->n_tokens++] = ev->token;
         if (!st->first_token_ns)
             st->first_token_ns = ev->time;
         st->last_token_ns = ev->time;
         st->n_generated++;
     }
-    if (ev->text_len) {
-        if (engine_grow((void **)&q->text, &q->text_cap, q->text_len + ev->text_len + 1, 1)) {
-            st->rc = -ENOMEM;
-            return;
-        }
-        memcpy(q->text + q->text_len, ev->text, ev->text_len);
-        q->text_len += ev->text_len;
-        q->text[q->text_len] = 0;
-        if (st->stream) {
-            fwrite(ev->text, 1, ev->text_len, stdout);
-            fflush(stdout);
-        }
+    if (cli_gen_add_text(g, ev->text, ev->text_len, st->stream)) {
+        st->rc = -ENOMEM;
+        return;
     }
     if (ev->sample_done)
         q->finish = ev->finish;
 }
 
-static json_t *run_ids_json(const int32_t *ids, size_t n)
-{
-    json_t *a = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(a, json_integer(ids[i]));
-    return a;
-}
-
 static int run_print_json(const int32_t *prompt, size_t n_prompt, const struct run_seq *q,
                           size_t top_k, uint32_t cached)
 {
-    json_t *o = json_object();
-    json_object_set_new(o, "prompt_tokens", run_ids_json(prompt, n_prompt));
-    json_object_set_new(o, "tokens", run_ids_json(q->tokens, q->n_tokens));
-    char *text = cli_utf8_sanitize(q->text ? q->text : "", q->text_len);
-    if (!text) {
-        json_decref(o);
-        return -ENOMEM;
-    }
-    json_object_set_new(o, "text", json_string(text));
-    free(text);
     json_t *tp = json_array();
-    for (size_t i = 0; i < q->n_tokens && top_k; i++) {
+    for (size_t i = 0; i < q->g.n_tokens && top_k; i++) {
         json_t *step = json_array();
         for (size_t k = 0; k < top_k; k++) {
             const struct smp_prob *p = &q->top[i * top_k + k];
-            json_t *pair = json_array();
-            json_array_append_new(pair, json_integer(p->id));
-            json_array_append_new(pair, json_real(p->p));
-            json_array_append_new(step, pair);
+            json_array_append_new(step, cli_gen_prob_pair(p->id, p->p));
         }
         json_array_append_new(tp, step);
     }
-    json_object_set_new(o, "top_probs", tp);
-    json_object_set_new(o, "cached_prompt_tokens", json_integer(cached));
-    json_object_set_new(o, "finish_reason", json_string(gen_finish_name(q->finish)));
-    char *str = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(9));
-    json_decref(o);
-    if (!str)
-        return -ENOMEM;
-    printf("%s\n", str);
-    free(str);
-    return 0;
+    struct cli_gen_json j = {
+        .prompt = prompt,
+        .n_prompt = n_prompt,
+        .seq = &q->g,
+        .top_probs = tp,
+        .cached = cached,
+        .finish = gen_finish_name(q->finish),
+    };
+    return cli_gen_print_json(&j);
 }
 
 int cmd_run(int argc, char **argv)
 {
-    enum {
-        O_MODEL = 256, O_PROMPT, O_MAX, O_TEMP, O_TOPK, O_TOPP, O_MINP, O_RP, O_FP, O_PP, O_RLN,
-        O_STOP, O_SEED, O_THREADS, O_CTX, O_KV, O_TOPPROBS, O_JSON, O_QUIET, O_PAR, O_KVMEM,
-        O_PRIO, O_HELP,
-    };
+    enum { O_MODEL = CLI_GEN_END, O_THREADS, O_CTX, O_KV, O_KVMEM, O_HELP };
     static const struct option opts[] = {
         {"model", required_argument, 0, O_MODEL},
-        {"prompt", required_argument, 0, O_PROMPT},
-        {"max-tokens", required_argument, 0, O_MAX},
-        {"temperature", required_argument, 0, O_TEMP},
-        {"top-k", required_argument, 0, O_TOPK},
-        {"top-p", required_argument, 0, O_TOPP},
-        {"min-p", required_argument, 0, O_MINP},
-        {"repeat-penalty", required_argument, 0, O_RP},
-        {"frequency-penalty", required_argument, 0, O_FP},
-        {"presence-penalty", required_argument, 0, O_PP},
-        {"repeat-last-n", required_argument, 0, O_RLN},
-        {"stop", required_argument, 0, O_STOP},
-        {"seed", required_argument, 0, O_SEED},
+        CLI_GEN_OPT_PROMPT,
+        CLI_GEN_OPTS_SAMPLING,
         {"threads", required_argument, 0, O_THREADS},
         {"ctx-size", required_argument, 0, O_CTX},
         {"kv-type", required_argument, 0, O_KV},
-        {"top-probs", required_argument, 0, O_TOPPROBS},
-        {"json", no_argument, 0, O_JSON},
-        {"quiet", no_argument, 0, O_QUIET},
-        {"parallel", required_argument, 0, O_PAR},
+        CLI_GEN_OPT_TOPPROBS,
+        CLI_GEN_OPTS_OUTPUT,
         {"kv-memory", required_argument, 0, O_KVMEM},
-        {"priority", required_argument, 0, O_PRIO},
+        CLI_GEN_OPT_PRIORITY,
         {"help", no_argument, 0, O_HELP},
         {0, 0, 0, 0},
     };
     struct engine_params ep;
     engine_params_default(&ep);
-    struct sched_request req = {0};
-    smp_params_default(&req.sampling);
-    req.sampling.seed = (uint64_t)time(NULL) ^ ((uint64_t)clock() << 32);
-    req.max_tokens = 256;
-    const char **prompts = NULL, **stops = NULL;
-    size_t n_prompts = 0, n_stop = 0;
-    uint32_t parallel = 1, u;
-    bool json = false, quiet = false;
+    struct cli_gen g;
+    cli_gen_init(&g, 1000);
     int c, rc = 2;
 
     optind = 1;
@@ -208,56 +144,26 @@ int cmd_run(int argc, char **argv)
         int bad = 0;
         switch (c) {
         case O_MODEL: ep.model_path = optarg; break;
-        case O_PROMPT:
-        case O_STOP: {
-            const char ***list = c == O_PROMPT ? &prompts : &stops;
-            size_t *n = c == O_PROMPT ? &n_prompts : &n_stop;
-            const char **nl = realloc(*list, (*n + 1) * sizeof *nl);
-            if (!nl) {
-                bad = 1;
-                break;
-            }
-            *list = nl;
-            nl[(*n)++] = optarg;
-            break;
-        }
-        case O_MAX: bad = cli_u32("--max-tokens", optarg, 0, 1u << 24, &req.max_tokens); break;
-        case O_TEMP: bad = cli_f32("--temperature", optarg, 0, 100, &req.sampling.temperature); break;
-        case O_TOPK:
-            bad = cli_u32("--top-k", optarg, 0, 1u << 24, &u);
-            req.sampling.top_k = (int32_t)u;
-            break;
-        case O_TOPP: bad = cli_f32("--top-p", optarg, 0, 1, &req.sampling.top_p); break;
-        case O_MINP: bad = cli_f32("--min-p", optarg, 0, 1, &req.sampling.min_p); break;
-        case O_RP: bad = cli_f32("--repeat-penalty", optarg, 0, 100, &req.sampling.repeat_penalty); break;
-        case O_FP: bad = cli_f32("--frequency-penalty", optarg, -100, 100, &req.sampling.frequency_penalty); break;
-        case O_PP: bad = cli_f32("--presence-penalty", optarg, -100, 100, &req.sampling.presence_penalty); break;
-        case O_RLN:
-            bad = cli_u32("--repeat-last-n", optarg, 0, 1u << 24, &u);
-            req.sampling.penalty_last_n = (int32_t)u;
-            break;
-        case O_SEED: bad = cli_u64("--seed", optarg, &req.sampling.seed); break;
         case O_THREADS: bad = cli_u32("--threads", optarg, 1, 1024, &ep.n_threads); break;
         case O_CTX: bad = cli_u32("--ctx-size", optarg, 16, 1u << 20, &ep.n_ctx); break;
         case O_KV: bad = cli_kv_type(optarg, &ep.kv_type); break;
-        case O_TOPPROBS: bad = cli_u32("--top-probs", optarg, 0, 1000, &req.top_probs); break;
-        case O_JSON: json = true; break;
-        case O_QUIET: quiet = true; break;
-        case O_PAR: bad = cli_u32("--parallel", optarg, 1, 1024, &parallel); break;
         case O_KVMEM: bad = cli_mem_size("--kv-memory", optarg, &ep.kv_bytes); break;
-        case O_PRIO:
-            bad = cli_u32("--priority", optarg, 0, 1u << 30, &u);
-            req.priority = (int32_t)u;
-            break;
         case O_HELP:
             run_usage(stdout);
             rc = 0;
             goto out_args;
-        default: bad = 1; break;
+        default: bad = cli_gen_option(&g, c, optarg); break;
         }
         if (bad)
             goto out_args;
     }
+    struct sched_request req = {
+        .sampling = g.sampling,
+        .max_tokens = g.max_tokens,
+        .top_probs = g.top_probs,
+        .priority = (int32_t)g.priority,
+    };
+    uint32_t parallel = g.parallel;
     if (optind < argc || !ep.model_path) {
         if (optind < argc)
             fprintf(stderr, "inferctl run: unexpected argument '%s'\n", argv[optind]);
@@ -267,12 +173,8 @@ int cmd_run(int argc, char **argv)
         goto out_args;
     }
     static const char *empty_prompt[1] = {""};
-    if (!n_prompts) {
-        free(prompts);
-        prompts = NULL;
-    }
-    const char **plist = n_prompts ? prompts : empty_prompt;
-    size_t np = n_prompts ? n_prompts : 1;
+    const char **plist = g.n_prompts ? g.prompts : empty_prompt;
+    size_t np = g.n_prompts ? g.n_prompts : 1;
 
     char err[512] = "";
     struct engine *e = NULL;
@@ -340,8 +242,8 @@ int cmd_run(int argc, char **argv)
         fprintf(stderr, "inferctl run: cannot start the scheduler: %s\n", strerror(-r));
         goto out;
     }
-    req.stop = stops;
-    req.n_stop = n_stop;
+    req.stop = g.stops;
+    req.n_stop = g.n_stop;
     req.n = parallel;
     for (size_t k = 0; k < np; k++) {
         req.prompt = ids[k];
@@ -375,20 +277,17 @@ int cmd_run(int argc, char **argv)
     for (size_t k = 0; k < np; k++)
         for (uint32_t j = 0; j < parallel; j++) {
             struct run_seq *q = &st.seqs[k * parallel + j];
-            if (json) {
+            if (g.json) {
                 if (run_print_json(ids[k], n_ids[k], q, st.top_k, st.cached[k])) {
                     fprintf(stderr, "inferctl run: out of memory\n");
                     goto out;
                 }
             } else if (!st.stream) {
-                printf("--- prompt %zu, sample %u (%s)\n", k + 1, j + 1, gen_finish_name(q->finish));
-                if (q->text_len)
-                    fwrite(q->text, 1, q->text_len, stdout);
-                printf("\n");
+                cli_gen_print_text(k + 1, j + 1, gen_finish_name(q->finish), &q->g);
             }
         }
     fflush(stdout);
-    if (!quiet) {
+    if (!g.quiet) {
         struct sched_stats ss;
         sched_get_stats(s, &ss);
         double wall = (double)(t1 - t0) * 1e-9;
@@ -409,8 +308,7 @@ out:
     for (size_t k = 0; ids && k < np; k++)
         free(ids[k]);
     for (size_t k = 0; st.seqs && k < np * parallel; k++) {
-        free(st.seqs[k].tokens);
-        free(st.seqs[k].text);
+        cli_gen_seq_free(&st.seqs[k].g);
         free(st.seqs[k].top);
     }
     free(st.seqs);
@@ -419,7 +317,6 @@ out:
     free(n_ids);
     engine_close(e);
 out_args:
-    free(prompts);
-    free(stops);
+    cli_gen_free(&g);
     return rc;
 }
