@@ -193,3 +193,43 @@ int cli_print_json(json_t *o, size_t flags)
     free(str);
     return 0;
 }
+
+static int cli_cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+void cli_sort(double *v, size_t n)
+{
+    qsort(v, n, sizeof *v, cli_cmp);
+}
+
+double cli_quantile(double *v, size_t n, double p)
+{
+    if (!n)
+        return 0;
+    cli_sort(v, n);
+    double pos = p * (double)(n - 1);
+    size_t i = (size_t)pos;
+    if (i + 1 >= n)
+        return v[n - 1];
+    double f = pos - (double)i;
+    return v[i] * (1 - f) + v[i + 1] * f;
+}
+
+double cli_rank(const double *v, size_t n, double p)
+{
+    if (!n)
+        return 0;
+    size_t i = (size_t)(p * (double)(n - 1) + 0.5);
+    return v[i < n ? i : n - 1];
+}
+
+double cli_mean(const double *v, size_t n)
+{
+    double s = 0;
+    for (size_t i = 0; i < n; i++)
+        s += v[i];
+    return n ? s / (double)n : 0;
+}

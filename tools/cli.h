@@ -26,6 +26,14 @@ int cli_ids(const char *s, int32_t **out, size_t *n);
 /* Copy of bytes with invalid UTF-8 sequences replaced by U+FFFD, as a
  * NUL-terminated malloc'd string (JSON strings must be valid UTF-8). */
 char *cli_utf8_sanitize(const char *s, size_t len);
+/* Sorts v[0..n) in ascending order. */
+void cli_sort(double *v, size_t n);
+/* Sorts v[0..n) and returns its p-quantile (p in [0, 1]) by linear
+ * interpolation; 0 when n == 0. */
+double cli_quantile(double *v, size_t n, double p);
+/* The p-quantile of the sorted v[0..n) by nearest rank; 0 when n == 0. */
+double cli_rank(const double *v, size_t n, double p);
+double cli_mean(const double *v, size_t n);
 /* Prints o as one line of JSON (json_dumps flags) and frees it; 0 or
  * -ENOMEM. */
 int cli_print_json(json_t *o, size_t flags);

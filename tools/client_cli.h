@@ -20,9 +20,5 @@ int ccli_connect(const char *cmd, const char *path, const struct infer_connect_o
 const char *ccli_finish(enum infer_finish f);
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t ccli_now_ns(void);
-/* Sorts v[0..n) and returns its p-quantile (p in [0, 1]) by linear
- * interpolation; 0 when n == 0. */
-double ccli_quantile(double *v, size_t n, double p);
-double ccli_mean(const double *v, size_t n);
 
 #endif

@@ -157,11 +157,7 @@ int cmd_bench(int argc, char **argv)
         json_object_set_new(o, "decode_gbs", json_real(gbs));
         json_object_set_new(o, "mem_read_gbs", json_real(mem));
         json_object_set_new(o, "roofline_pct", json_real(pct));
-        char *str = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6));
-        json_decref(o);
-        if (str)
-            printf("%s\n", str);
-        free(str);
+        cli_print_json(o, JSON_COMPACT | JSON_REAL_PRECISION(6));
     } else {
         printf("model        %s (%s)\n", ep.model_path, m->hp.name);
         printf("threads      %u (%s)\n", tp_size(e->pool), kern_isa_name(e->kc.isa));

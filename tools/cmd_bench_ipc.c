@@ -274,9 +274,9 @@ static int bi_measure(struct bi_run *run, uint32_t n, bool uds, struct bi_figure
         total += t[i].n;
     }
     if (!rc) {
-        f->p50 = ccli_quantile(all, total, 0.5);
-        f->p99 = ccli_quantile(all, total, 0.99);
-        f->p999 = ccli_quantile(all, total, 0.999);
+        f->p50 = cli_quantile(all, total, 0.5);
+        f->p99 = cli_quantile(all, total, 0.99);
+        f->p999 = cli_quantile(all, total, 0.999);
         f->msgs_per_s = t1 > t0 ? (double)total / ((double)(t1 - t0) * 1e-9) : 0;
     }
 out:
@@ -453,11 +453,7 @@ int cmd_bench_ipc(int argc, char **argv)
             json_object_set_new(o, "uds_rtt_us_p999", json_real(uds.p999));
             json_object_set_new(o, "uds_msgs_per_s", json_real(uds.msgs_per_s));
             json_object_set_new(o, "p50_speedup", json_real(speed));
-            char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6));
-            json_decref(o);
-            if (s)
-                printf("%s\n", s);
-            free(s);
+            cli_print_json(o, JSON_COMPACT | JSON_REAL_PRECISION(6));
         } else {
             printf("clients %-3u shared memory: rtt p50 %8.2f us  p99 %8.2f us  p999 %8.2f us  "
                    "%10.0f msgs/s\n",

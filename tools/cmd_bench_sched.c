@@ -58,21 +58,6 @@ static void bs_on_event(void *ud, const struct sched_event *ev)
     }
 }
 
-static int bs_cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Value at quantile q of n sorted values (nearest rank). */
-static double bs_pct(const double *v, size_t n, double q)
-{
-    if (!n)
-        return 0;
-    size_t i = (size_t)(q * (double)(n - 1) + 0.5);
-    return v[i < n ? i : n - 1];
-}
-
 struct bs_result {
     double decode_tok_s, output_tok_s, ttft_p50, ttft_p99, tpot_p50, tpot_p99;
     double kv_util, hit_rate;
@@ -140,16 +125,16 @@ static int bs_run(struct engine *e, uint32_t conc, uint32_t n_p, uint32_t n_g, u
     }
     for (size_t i = 0; i < st.n_times; i++)
         after += st.times[i] > last_first;
-    qsort(ttft, conc, sizeof *ttft, bs_cmp);
-    qsort(tpot, conc, sizeof *tpot, bs_cmp);
+    cli_sort(ttft, conc);
+    cli_sort(tpot, conc);
     struct sched_stats ss;
     sched_get_stats(s, &ss);
     out->output_tok_s = (double)total / ((double)(t1 - t0) * 1e-9);
     out->decode_tok_s = t1 > last_first ? (double)after / ((double)(t1 - last_first) * 1e-9) : 0;
-    out->ttft_p50 = bs_pct(ttft, conc, 0.5);
-    out->ttft_p99 = bs_pct(ttft, conc, 0.99);
-    out->tpot_p50 = bs_pct(tpot, conc, 0.5);
-    out->tpot_p99 = bs_pct(tpot, conc, 0.99);
+    out->ttft_p50 = cli_rank(ttft, conc, 0.5);
+    out->ttft_p99 = cli_rank(ttft, conc, 0.99);
+    out->tpot_p50 = cli_rank(tpot, conc, 0.5);
+    out->tpot_p99 = cli_rank(tpot, conc, 0.99);
     out->kv_util = ss.kv_slots_alloc_sum ? (double)ss.kv_slots_used_sum / (double)ss.kv_slots_alloc_sum : 0;
     out->hit_rate = ss.cache.queries ? (double)ss.cache.hits / (double)ss.cache.queries : 0;
     out->preemptions = ss.preemptions;
@@ -264,11 +249,7 @@ int cmd_bench_sched(int argc, char **argv)
             json_object_set_new(o, "shared_prefix", json_integer(shared));
             json_object_set_new(o, "ttft_ms_p50_nocache", json_real(nc.ttft_p50));
         }
-        char *str = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6));
-        json_decref(o);
-        if (str)
-            printf("%s\n", str);
-        free(str);
+        cli_print_json(o, JSON_COMPACT | JSON_REAL_PRECISION(6));
     } else {
         printf("concurrency %u, %u prompt + %u generated tokens each, %u threads\n", conc, n_p,
                n_g, tp_size(e->pool));

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "client_cli.h"
 #include "cmds.h"
 #include "obs.h"
@@ -39,15 +40,6 @@ static int info_args(const char *cmd, int argc, char **argv, const char **sock, 
         return 3;
     }
     return 0;
-}
-
-static void info_print_json(json_t *o)
-{
-    char *s = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
-    if (s)
-        printf("%s\n", s);
-    free(s);
 }
 
 int cmd_models(int argc, char **argv)
@@ -84,7 +76,7 @@ int cmd_models(int argc, char **argv)
         }
         json_t *o = json_object();
         json_object_set_new(o, "models", arr);
-        info_print_json(o);
+        cli_print_json(o, JSON_COMPACT);
         return 0;
     }
     printf("%-24s %-10s %-8s %14s %8s\n", "NAME", "ARCH", "QUANT", "PARAMS", "CONTEXT");
@@ -119,7 +111,7 @@ int cmd_stats(int argc, char **argv)
     obs_stats_from_client(&s, d, st);
     free(d);
     if (json) {
-        info_print_json(obs_stats_json(st));
+        cli_print_json(obs_stats_json(st), JSON_COMPACT);
         free(st);
         return 0;
     }

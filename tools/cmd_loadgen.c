@@ -148,8 +148,8 @@ done:
 
 static void lg_stat(json_t *o, const char *name, double *v, size_t n, bool json)
 {
-    double mean = ccli_mean(v, n);
-    double p50 = ccli_quantile(v, n, 0.5), p99 = ccli_quantile(v, n, 0.99);
+    double mean = cli_mean(v, n);
+    double p50 = cli_quantile(v, n, 0.5), p99 = cli_quantile(v, n, 0.99);
     if (json) {
         char k[64];
         snprintf(k, sizeof k, "%s_ms_mean", name);
@@ -307,13 +307,8 @@ int cmd_bench_serve(int argc, char **argv)
         lg_stat(o, metrics[m].name, v, n, json);
     }
     lg_stat(o, "itl", sh.itl, sh.n_itl, json);
-    if (json) {
-        char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6));
-        json_decref(o);
-        if (s)
-            printf("%s\n", s);
-        free(s);
-    }
+    if (json)
+        cli_print_json(o, JSON_COMPACT | JSON_REAL_PRECISION(6));
     rc = ok == sh.n_requests ? 0 : 1;
 out:
     free(thr);

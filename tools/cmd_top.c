@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cli.h"
 #include "client_cli.h"
 #include "cmds.h"
 #include "obs.h"
@@ -197,12 +198,7 @@ int cmd_top(int argc, char **argv)
             break;
         }
         if (json) {
-            json_t *o = top_json(cur);
-            char *txt = json_dumps(o, JSON_COMPACT);
-            if (txt)
-                puts(txt);
-            free(txt);
-            json_decref(o);
+            cli_print_json(top_json(cur), JSON_COMPACT);
         } else {
             if (!once)
                 fputs("\033[H\033[2J", stdout);
