@@ -115,22 +115,9 @@ int cmd_stats(int argc, char **argv)
         free(st);
         return 0;
     }
-    const struct {
-        const char *name;
-        uint64_t v;
-    } rows[] = {
-        {"requests_running", st->requests_running},
-        {"requests_waiting", st->requests_waiting},
-        {"requests_finished", st->requests_finished},
-        {"prompt_tokens", st->prompt_tokens},
-        {"generated_tokens", st->generated_tokens},
-        {"kv_blocks_total", st->kv_blocks_total},
-        {"kv_blocks_used", st->kv_blocks_used},
-        {"prefix_cache_queries", st->prefix_cache_queries},
-        {"prefix_cache_hits", st->prefix_cache_hits},
-        {"preemptions", st->preemptions},
-    };
-    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+    struct obs_counter rows[OBS_N_COUNTERS];
+    obs_stats_counters(st, rows);
+    for (size_t i = 0; i < OBS_N_COUNTERS; i++)
         printf("%-22s %llu\n", rows[i].name, (unsigned long long)rows[i].v);
     for (int i = 0; st->have_reasons && i < INFERD_PROBE_REASON_COUNT; i++)
         printf("finished_%-13s %llu\n", obs_reason_names[i],

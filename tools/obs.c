@@ -124,13 +124,9 @@ json_t *obs_reasons_json(const uint64_t *fin)
     return o;
 }
 
-json_t *obs_stats_json(const struct prom_stats *st)
+void obs_stats_counters(const struct prom_stats *st, struct obs_counter out[OBS_N_COUNTERS])
 {
-    json_t *o = json_object();
-    const struct {
-        const char *name;
-        uint64_t v;
-    } rows[] = {
+    const struct obs_counter rows[OBS_N_COUNTERS] = {
         {"requests_running", st->requests_running},
         {"requests_waiting", st->requests_waiting},
         {"requests_finished", st->requests_finished},
@@ -142,7 +138,15 @@ json_t *obs_stats_json(const struct prom_stats *st)
         {"prefix_cache_hits", st->prefix_cache_hits},
         {"preemptions", st->preemptions},
     };
-    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+    memcpy(out, rows, sizeof rows);
+}
+
+json_t *obs_stats_json(const struct prom_stats *st)
+{
+    json_t *o = json_object();
+    struct obs_counter rows[OBS_N_COUNTERS];
+    obs_stats_counters(st, rows);
+    for (size_t i = 0; i < OBS_N_COUNTERS; i++)
         json_object_set_new(o, rows[i].name, obs_u64(rows[i].v));
     if (st->have_reasons)
         json_object_set_new(o, "finished_by_reason", obs_reasons_json(st->obs.finished));

@@ -40,6 +40,13 @@ extern const char *const obs_reason_names[INFERD_PROBE_REASON_COUNT];
 /* The daemon's Stats as libinferclient gives them (d may be NULL: none). */
 void obs_stats_from_client(const struct infer_stats *s, const struct infer_stats_detail *d,
                            struct prom_stats *out);
+/* The daemon's counters, named as `inferctl stats` prints them. */
+#define OBS_N_COUNTERS 10
+struct obs_counter {
+    const char *name;
+    uint64_t v;
+};
+void obs_stats_counters(const struct prom_stats *st, struct obs_counter out[OBS_N_COUNTERS]);
 /* `inferctl stats --json`: the counters and, each when the daemon sent
  * it, "finished_by_reason" {reason: n} and "histograms" {name: {"unit",
  * "count", "sum", "slots": [64]}}. */
