@@ -13,46 +13,16 @@
 set -u
 inferd=$1
 bin=$2
-root=${INFERD_SOURCE_ROOT:-$(cd "$(dirname "$0")/.." && pwd)}
-shared=${INFERD_SHARED:-$root/../shared}
-if [ ! -d "$shared/models" ]; then
-  if [ -n "${CI:-}" ]; then echo "FAIL: $shared is missing (CI is set)"; exit 1; fi
-  echo "SKIP: $shared is missing"; exit 77
-fi
+. "$(dirname "$0")/lib.sh"
 if [ "$(id -u)" != 0 ]; then
-  echo "SKIP: attaching uprobes needs root (CAP_SYS_ADMIN); running as uid $(id -u)"; exit 77
+  skip "attaching uprobes needs root (CAP_SYS_ADMIN); running as uid $(id -u)"
 fi
 if "$bin" bpf detach --pin-dir /nonexistent/x 2>&1 | grep -q "built without BPF"; then
-  echo "SKIP: inferctl was built without BPF (clang, bpftool, libbpf or kernel BTF missing)"; exit 77
+  skip "inferctl was built without BPF (clang, bpftool, libbpf or kernel BTF missing)"
 fi
-py=/usr/bin/python3
-tmp=$(mktemp -d)
 pin=/sys/fs/bpf/inferd-test-$$
-pid=
-cleanup() {
-  [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
-  [ -d "$pin" ] && "$bin" bpf detach --pin-dir "$pin" >/dev/null 2>&1
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-pass=0 fail=0
-ok() { pass=$((pass + 1)); echo "PASS: $1"; }
-ko() { fail=$((fail + 1)); echo "FAIL: $1"; }
-check() { local name=$1; shift; if "$@"; then ok "$name"; else ko "$name"; fi; }
 
-m=$shared/models/stories260K.gguf
-sock=$tmp/inferd.sock
-wait_ready() {
-  for _ in $(seq 1 1000); do
-    "$bin" stats --socket "$1" >/dev/null 2>&1 && return 0
-    sleep 0.02
-  done
-  return 1
-}
-
-"$inferd" --socket "$sock" --model "stories=$m" --threads 1 --ctx-size 4096 --drain-timeout-ms 500 2>"$tmp/inferd.log" &
-pid=$!
-check "inferd starts" wait_ready "$sock"
+start_inferd
 "$bin" bpf attach --pid "$pid" --pin-dir "$pin" >"$tmp/attach.out" 2>&1
 rc=$?
 cat "$tmp/attach.out"
@@ -177,5 +147,4 @@ assert t['finished']==t['stats']['finished_by_reason']" "$tmp/top2.json"
 kill "$pid"; wait "$pid"
 check "daemon exits cleanly" test $? -eq 0
 pid=
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+summary

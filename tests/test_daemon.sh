@@ -10,40 +10,10 @@
 set -u
 inferd=$1
 bin=$2
-root=${INFERD_SOURCE_ROOT:-$(cd "$(dirname "$0")/.." && pwd)}
-shared=${INFERD_SHARED:-$root/../shared}
-if [ ! -d "$shared/models" ]; then
-  if [ -n "${CI:-}" ]; then echo "FAIL: $shared is missing (CI is set)"; exit 1; fi
-  echo "SKIP: $shared is missing"; exit 77
-fi
-py=/usr/bin/python3
-tmp=$(mktemp -d)
-pid=
-cleanup() {
-  [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-pass=0 fail=0
-ok() { pass=$((pass + 1)); echo "PASS: $1"; }
-ko() { fail=$((fail + 1)); echo "FAIL: $1"; }
-check() { local name=$1; shift; if "$@"; then ok "$name"; else ko "$name"; fi; }
-
-m=$shared/models/stories260K.gguf
+. "$(dirname "$0")/lib.sh"
 g=$shared/golden/greedy/stories260K.json
-sock=$tmp/inferd.sock
 
-wait_ready() { # socket
-  for _ in $(seq 1 1000); do
-    "$bin" stats --socket "$1" >/dev/null 2>&1 && return 0
-    sleep 0.02
-  done
-  return 1
-}
-
-"$inferd" --socket "$sock" --model "stories=$m" --threads 1 --ctx-size 4096 --drain-timeout-ms 500 2>"$tmp/inferd.log" &
-pid=$!
-check "inferd starts" wait_ready "$sock"
+start_inferd
 
 # 1. Greedy submit reproduces the golden runs (F16 KV), the text streamed
 #    before the JSON line.
@@ -159,13 +129,13 @@ check "killed client's KV released" test $released -eq 0
 # 8. SIGTERM: a running submit gets its terminal event, the daemon exits 0
 #    and removes its socket.
 "$bin" submit --socket "$sock" --temperature 0 --max-tokens 4000 --json --quiet >"$tmp/d.out" 2>"$tmp/d.err" &
-spid=$!
+cpid=$!
 for _ in $(seq 1 500); do [ -s "$tmp/d.out" ] && break; sleep 0.01; done
 kill -TERM $pid
 wait $pid
 check "SIGTERM exit status 0" test $? -eq 0
 pid=
-wait $spid
+wait $cpid
 check "in-flight submit completes" test $? -eq 0
 check "in-flight submit got its end" $py -c "
 import json,sys
@@ -241,5 +211,4 @@ echo "bad = 1" >"$tmp/bad.conf"
 check "bad config exits 2" test $? -eq 2
 check "bad config message" grep -q "bad.conf:1" "$tmp/e3"
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+summary

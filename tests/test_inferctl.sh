@@ -5,21 +5,7 @@
 # Needs ../shared (models and goldens); skips (77) without it unless CI is set.
 set -u
 bin=$1
-root=${INFERD_SOURCE_ROOT:-$(cd "$(dirname "$0")/.." && pwd)}
-shared=${INFERD_SHARED:-$root/../shared}
-if [ ! -d "$shared/models" ]; then
-  if [ -n "${CI:-}" ]; then echo "FAIL: $shared is missing (CI is set)"; exit 1; fi
-  echo "SKIP: $shared is missing"; exit 77
-fi
-py=/usr/bin/python3
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-pass=0 fail=0
-ok() { pass=$((pass + 1)); echo "PASS: $1"; }
-ko() { fail=$((fail + 1)); echo "FAIL: $1"; }
-check() { local name=$1; shift; if "$@"; then ok "$name"; else ko "$name"; fi; }
-
-m=$shared/models/stories260K.gguf
+. "$(dirname "$0")/lib.sh"
 
 # 1. Greedy run from BOS reproduces the 200-token story, JSON on the last line.
 "$bin" run --model "$m" --temperature 0 --max-tokens 200 --kv-type f32 --json --quiet >"$tmp/run.out" 2>"$tmp/run.err"
@@ -126,5 +112,4 @@ check "truncated model message" test -s "$tmp/e2"
 "$bin" eval --model "$m" --tokens 1,99999 --logits-out "$tmp/x" >/dev/null 2>&1
 check "eval bad token exits 1" test $? -eq 1
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+summary

@@ -17,36 +17,9 @@
 set -u
 inferd=$1
 bin=$2
-root=${INFERD_SOURCE_ROOT:-$(cd "$(dirname "$0")/.." && pwd)}
-shared=${INFERD_SHARED:-$root/../shared}
-if [ ! -d "$shared/models" ]; then
-  if [ -n "${CI:-}" ]; then echo "FAIL: $shared is missing (CI is set)"; exit 1; fi
-  echo "SKIP: $shared is missing"; exit 77
-fi
-py=/usr/bin/python3
-tmp=$(mktemp -d)
+. "$(dirname "$0")/lib.sh"
 pin=/sys/fs/bpf/inferd-mtest-$$
-pid= epid= spid=
-cleanup() {
-  for p in $pid $epid $spid; do kill -9 "$p" 2>/dev/null; done
-  [ -d "$pin" ] && "$bin" bpf detach --pin-dir "$pin" >/dev/null 2>&1
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-pass=0 fail=0
-ok() { pass=$((pass + 1)); echo "PASS: $1"; }
-ko() { fail=$((fail + 1)); echo "FAIL: $1"; }
-check() { local name=$1; shift; if "$@"; then ok "$name"; else ko "$name"; fi; }
 
-m=$shared/models/stories260K.gguf
-sock=$tmp/inferd.sock
-wait_ready() {
-  for _ in $(seq 1 1000); do
-    "$bin" stats --socket "$1" >/dev/null 2>&1 && return 0
-    sleep 0.02
-  done
-  return 1
-}
 # The port the daemon chose (--metrics-port 0), from its log line
 # "inferd: metrics on http://127.0.0.1:PORT/metrics".
 metrics_url() { # log
@@ -75,10 +48,7 @@ open(out + ".type", "w").write(ctype)
 EOF3
 }
 
-"$inferd" --socket "$sock" --model "stories=$m" --threads 1 --ctx-size 4096 --drain-timeout-ms 500 \
-  --metrics-port 0 2>"$tmp/inferd.log" &
-pid=$!
-check "inferd starts" wait_ready "$sock"
+start_inferd --metrics-port 0
 url=$(metrics_url "$tmp/inferd.log")
 check "inferd logs its metrics URL" test -n "$url"
 base=${url%/metrics}
@@ -318,5 +288,4 @@ check "daemon exits cleanly (metrics thread stopped)" test $? -eq 0
 pid=
 check "the metrics port is closed after exit" bash -c "! $py -c 'import urllib.request,sys; urllib.request.urlopen(sys.argv[1], timeout=5)' '$url' 2>/dev/null"
 check "no sanitizer report" bash -c "! grep -qE 'runtime error|Sanitizer' '$tmp/inferd.log' '$tmp/echo.log' '$tmp/small.log'"
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+summary
