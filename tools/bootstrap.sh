@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 pkgs=(gcc clang libclang-rt-14-dev meson ninja-build pkg-config check
       libpcre2-dev libjansson-dev libssl-dev libutf8proc-dev libxxhash-dev liburing-dev
       flatbuffers-compiler python3-flatbuffers python3
-      systemtap-sdt-dev libbpf-dev bpftool llvm libelf-dev zlib1g-dev libmicrohttpd-dev)
+      systemtap-sdt-dev libbpf-dev bpftool llvm libelf-dev zlib1g-dev libmicrohttpd-dev
+      valgrind)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
