@@ -3,7 +3,7 @@
 #   tools/test.sh             release build in ./build
 #   tools/test.sh --sanitize  ASan + UBSan build in ./build-asan
 #   tools/test.sh --valgrind  valgrind's memcheck over the release build's
-#                             single-threaded tests (suite memcheck)
+#                             tests of suite memcheck (tests/meson.build)
 # Prints every test's output (Check's summaries included) and ends with a
 # "N passed, M failed" line over the test programs.
 set -uo pipefail
