@@ -237,6 +237,53 @@ if bpf:
             assert a and a == c, f"{fam}{suf}: daemon {a} != bpf {c}"
 EOF2
 
+# The dashboard in the repository: every series its queries and variables
+# name (histograms through _bucket/_sum/_count) is one the daemon exports,
+# with the labels they select on.
+check "grafana dashboard names exported series" $py - "$root/bpf/grafana-inferd.json" "$tmp/h.txt" <<'EOF2'
+import json, re, sys
+dash = json.load(open(sys.argv[1]))
+text = open(sys.argv[2]).read()
+queries = []
+def walk(o):
+    if isinstance(o, dict):
+        for k, v in o.items():
+            if k in ("expr", "query") and isinstance(v, str):
+                queries.append(v)
+            else:
+                walk(v)
+    elif isinstance(o, list):
+        for v in o:
+            walk(v)
+walk(dash)
+assert queries, "no queries in the dashboard"
+series, labels = set(), set()
+for line in text.splitlines():
+    if line.startswith("#"):
+        continue
+    m = re.match(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? ", line)
+    assert m, line
+    series.add(m.group(1))
+    labels |= set(re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="', m.group(2) or ""))
+missing = []
+for q in queries:
+    for name in re.findall(r"(?:vllm|inferd):[a-zA-Z0-9_:]+", q):
+        if name not in series:
+            missing.append(f"series {name} (in {q!r})")
+    for sel in re.findall(r"\{([^}]*)\}", q):
+        for lab in re.findall(r"([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)", sel):
+            if lab not in labels:
+                missing.append(f"label {lab} (in {q!r})")
+    for lab in re.findall(r"by \(([^)]*)\)", q):
+        for l in re.split(r"\s*,\s*", lab.strip()):
+            if l and l not in labels:
+                missing.append(f"label {l} (in {q!r})")
+if missing:
+    print("\n".join(missing))
+    sys.exit(1)
+print(f"{len(queries)} queries, every series and label exported")
+EOF2
+
 # An echo daemon (no engine) counts its requests on /metrics too.
 "$inferd" --socket "$tmp/echo.sock" --echo --metrics-port 0 --metrics-address 127.0.0.1 \
   2>"$tmp/echo.log" &
